@@ -1,0 +1,1 @@
+//! The pure core of Sluice: the canary and blue-green step machine, the analysis engine and the condition language.
