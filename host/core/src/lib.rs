@@ -1,1 +1,4 @@
 //! The pure core of Sluice: the canary and blue-green step machine, the analysis engine and the condition language.
+
+/// The condition language of analysis metrics (`successCondition`, `failureCondition`).
+pub mod condition;
