@@ -1,4 +1,3 @@
 //! The pure core of Sluice: the canary and blue-green step machine, the analysis engine and the condition language.
 
-/// The condition language of analysis metrics (`successCondition`, `failureCondition`).
 pub mod condition;

@@ -2,7 +2,8 @@
 
 use std::sync::LazyLock;
 
-use expr::{Environment, Value};
+use expr::Error::ExprError;
+use expr::{Context, ContextProvider, Environment, Program, Value};
 
 /// The environment every condition runs in, built once.
 pub(super) static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -27,9 +28,51 @@ pub(super) static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(||
     environment.add_function("asFloat", |call| {
         as_float(single_argument("asFloat", call.args)?)
     });
+    add_predicate_function(&mut environment, "all", |call| {
+        for (index, element) in call.elements.iter().enumerate() {
+            if !call.holds_for(index, element)? {
+                return Ok(Value::Bool(false));
+            }
+        }
+        Ok(Value::Bool(true))
+    });
+    add_predicate_function(&mut environment, "any", |call| {
+        for (index, element) in call.elements.iter().enumerate() {
+            if call.holds_for(index, element)? {
+                return Ok(Value::Bool(true));
+            }
+        }
+        Ok(Value::Bool(false))
+    });
+    add_predicate_function(&mut environment, "none", |call| {
+        for (index, element) in call.elements.iter().enumerate() {
+            if call.holds_for(index, element)? {
+                return Ok(Value::Bool(false));
+            }
+        }
+        Ok(Value::Bool(true))
+    });
+    add_predicate_function(&mut environment, "one", |call| {
+        let mut matching = 0;
+        for (index, element) in call.elements.iter().enumerate() {
+            if call.holds_for(index, element)? {
+                matching += 1;
+            }
+        }
+        Ok(Value::Bool(matching == 1))
+    });
+    add_predicate_function(&mut environment, "filter", |call| {
+        let mut kept = Vec::new();
+        for (index, element) in call.elements.iter().enumerate() {
+            if call.holds_for(index, element)? {
+                kept.push(element.clone());
+            }
+        }
+        Ok(Value::Array(kept))
+    });
     for (name, reason) in UNSUPPORTED_BUILTINS {
         environment.add_function(name, move |call| {
-            Err(expr::Error::ExprError(format!(
+            Err(ExprError(format!(
                 "{}() is not available in Sluice metric conditions: {reason}",
                 call.ident
             )))
@@ -55,6 +98,103 @@ const CLOCK_FREE: &str =
     "conditions are pure functions of the metric result and never read the clock";
 const NOT_PROVIDED: &str = "the function is not provided";
 
+/// Registers one of `all`, `any`, `none`, `one`, `filter` in place of expr-lang's own.
+///
+/// expr-lang's versions treat a predicate value that is not a bool as a verdict (`all` passes on
+/// nil); Go's expr rejects it, so here a missing field cannot pass a check either.
+fn add_predicate_function(
+    environment: &mut Environment<'static>,
+    name: &str,
+    decide: fn(&PredicateCall<'_, '_>) -> expr::Result<Value>,
+) {
+    environment.add_function(name, move |call| {
+        let call = PredicateCall::new(&call.ident, &call.args, call.predicate, call.ctx, call.env)?;
+        decide(&call)
+    });
+}
+
+/// A call such as `all(list, predicate)`.
+struct PredicateCall<'call, 'env> {
+    function: &'call str,
+    elements: &'call [Value],
+    predicate: &'call Program,
+    context: &'call dyn ContextProvider,
+    environment: &'call Environment<'env>,
+}
+
+impl<'call, 'env> PredicateCall<'call, 'env> {
+    fn new(
+        function: &'call str,
+        arguments: &'call [Value],
+        predicate: Option<&'call Program>,
+        context: &'call dyn ContextProvider,
+        environment: &'call Environment<'env>,
+    ) -> expr::Result<Self> {
+        match (arguments, predicate) {
+            ([Value::Array(elements)], Some(predicate)) => Ok(Self {
+                function,
+                elements,
+                predicate,
+                context,
+                environment,
+            }),
+            ([other], Some(_)) => Err(ExprError(format!(
+                "{function}() takes an array as the first argument, got {}",
+                type_name(other)
+            ))),
+            _ => Err(ExprError(format!(
+                "{function}() takes exactly one array and a predicate"
+            ))),
+        }
+    }
+
+    /// Runs the predicate for one element; it must give a bool.
+    fn holds_for(&self, index: usize, element: &Value) -> expr::Result<bool> {
+        let scope = ElementScope {
+            parent: self.context,
+            element: element.clone(),
+            index: Value::Integer(i64::try_from(index).unwrap_or(i64::MAX)),
+        };
+        match self.environment.run(self.predicate, &scope)? {
+            Value::Bool(verdict) => Ok(verdict),
+            other => Err(ExprError(format!(
+                "{}() predicate must return a bool, got {} {}",
+                self.function,
+                type_name(&other),
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+/// The variables inside a predicate: the enclosing ones plus `#` and `#index`.
+struct ElementScope<'parent> {
+    parent: &'parent dyn ContextProvider,
+    element: Value,
+    index: Value,
+}
+
+impl ContextProvider for ElementScope<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        match key {
+            "#" => Some(&self.element),
+            "#index" => Some(&self.index),
+            _ => self.parent.get(key),
+        }
+    }
+
+    fn to_context(&self) -> Context {
+        let mut context = self.parent.to_context();
+        context.insert("#", self.element.clone());
+        context.insert("#index", self.index.clone());
+        context
+    }
+
+    fn environment(&self) -> Context {
+        self.parent.environment()
+    }
+}
+
 fn single_argument(function: &str, arguments: Vec<Value>) -> expr::Result<Value> {
     let [value] = exact_arguments::<1>(function, arguments)?;
     Ok(value)
@@ -70,7 +210,7 @@ fn exact_arguments<const N: usize>(
 ) -> expr::Result<[Value; N]> {
     let count = arguments.len();
     arguments.try_into().map_err(|_| {
-        expr::Error::ExprError(format!(
+        ExprError(format!(
             "{function}() takes exactly {N} argument{}, got {count}",
             if N == 1 { "" } else { "s" }
         ))
@@ -82,7 +222,7 @@ fn single_number(function: &str, arguments: Vec<Value>) -> expr::Result<f64> {
         Value::Float(number) => Ok(number),
         // Exact for every integer a condition can reasonably hold; only the NaN/Inf tests use it.
         Value::Integer(number) => Ok(number as f64),
-        other => Err(expr::Error::ExprError(format!(
+        other => Err(ExprError(format!(
             "{function}() takes a number, got {} {}",
             type_name(&other),
             describe(&other)
@@ -96,9 +236,10 @@ fn as_int(value: Value) -> expr::Result<Value> {
         Value::Integer(number) => Ok(Value::Integer(number)),
         // Go's int64(float64) conversion; `as` saturates where Go's result is unspecified.
         Value::Float(number) => Ok(Value::Integer(number as i64)),
-        Value::String(text) => text.parse::<i64>().map(Value::Integer).map_err(|_| {
-            expr::Error::ExprError(format!("asInt() cannot parse {text:?} as an integer"))
-        }),
+        Value::String(text) => text
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| ExprError(format!("asInt() cannot parse {text:?} as an integer"))),
         other => Err(not_supported("asInt", &other)),
     }
 }
@@ -110,11 +251,11 @@ fn as_float(value: Value) -> expr::Result<Value> {
         Value::Float(number) => Ok(Value::Float(number)),
         Value::Integer(number) => Ok(Value::Float(number as f64)),
         Value::String(text) => match text.parse::<f64>() {
-            Ok(number) if number.is_infinite() && !spells_infinity(&text) => Err(
-                expr::Error::ExprError(format!("asFloat() value {text:?} is out of range")),
-            ),
+            Ok(number) if number.is_infinite() && !spells_infinity(&text) => Err(ExprError(
+                format!("asFloat() value {text:?} is out of range"),
+            )),
             Ok(number) => Ok(Value::Float(number)),
-            Err(_) => Err(expr::Error::ExprError(format!(
+            Err(_) => Err(ExprError(format!(
                 "asFloat() cannot parse {text:?} as a number"
             ))),
         },
@@ -128,7 +269,7 @@ fn spells_infinity(text: &str) -> bool {
 }
 
 fn not_supported(function: &str, value: &Value) -> expr::Error {
-    expr::Error::ExprError(format!(
+    ExprError(format!(
         "{function}() not supported on {} {}",
         type_name(value),
         describe(value)

@@ -10,6 +10,9 @@
 //!   `all`, `any`, `none`, `one`, `filter`, `map`, `count`, `sum`, `max`, `min`, `mean`, `abs`,
 //!   `int`, `float`, `string`, `upper`, `lower`, `split`, the `in`, `contains`, `startsWith`,
 //!   `endsWith` and `matches` operators, ternaries, `??`, `?.`, slices, `let`, and so on;
+//! - strict `all`, `any`, `none`, `one` and `filter`: the crate's own versions take a predicate
+//!   value that is not a bool as a verdict (`all` passes on nil, so a missing field would pass a
+//!   check); Go's expr rejects it, and so do Sluice's replacements, which also bind `#index`;
 //! - the closure member shorthand `.field` for `#.field` (`{asFloat(.value) >= 9900}`), which the
 //!   crate's grammar accepts only as a whole predicate: the source is rewritten before parsing;
 //! - one-line syntax errors with the position in the condition as written;

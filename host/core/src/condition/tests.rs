@@ -640,6 +640,42 @@ fn condition_cases() -> Vec<ConditionCase> {
             from_json(json!([{"values": [1, 2]}, {"values": [3]}])),
             True,
         ),
+        case(
+            "closure: a nil verdict does not pass all()",
+            "all(result, {#.healthy})",
+            from_json(json!([{"healthy": true}, {"name": "b"}])),
+            ErrorExactly("all() predicate must return a bool, got <nil> nil"),
+        ),
+        case(
+            "closure: a number is not a filter verdict",
+            "len(filter(result, #)) > 0",
+            vector(&[1.0]),
+            ErrorExactly("filter() predicate must return a bool, got float64 1"),
+        ),
+        case(
+            "closure: #index is the element's position",
+            "any(result, #index == 1 && # > 0.5)",
+            vector(&[0.9, 0.7]),
+            True,
+        ),
+        case(
+            "closure: one() needs exactly one match",
+            "one(result, # > 0.5)",
+            vector(&[0.9, 0.7]),
+            False,
+        ),
+        case(
+            "closure: predicate sees result",
+            "all(result, # <= max(result))",
+            vector(&[0.9, 0.7]),
+            True,
+        ),
+        case(
+            "closure: all() on a number",
+            "all(result, # > 0)",
+            number(1.0),
+            ErrorExactly("all() takes an array as the first argument, got float64"),
+        ),
         // Arithmetic, members, literals.
         case(
             "arithmetic: ratio of samples",
@@ -1076,7 +1112,7 @@ fn compiled_condition_is_reusable_across_measurements() {
     assert_eq!(
         compiled.evaluate(&number(1.0)),
         Err(ConditionError::Evaluation(
-            "all() takes an array as the first argument".to_owned()
+            "all() takes an array as the first argument, got float64".to_owned()
         ))
     );
 }
@@ -1165,5 +1201,57 @@ fn nil_or_empty_means_nil_or_an_empty_list_only() {
     ];
     for (name, value, expected) in cases {
         assert_eq!(value.is_nil_or_empty(), expected, "{name}");
+    }
+}
+
+/// Any f64, weighted towards the values conditions trip over.
+fn any_sample() -> impl proptest::strategy::Strategy<Value = f64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(0.0),
+        -1e6..1e6_f64,
+        any::<f64>(),
+    ]
+}
+
+proptest::proptest! {
+    #[test]
+    fn threshold_verdict_is_ieee_comparison(sample in any_sample(), threshold in -1e6..1e6_f64) {
+        let condition = format!("result >= {threshold:?}");
+        let expected = if sample >= threshold { Evaluation::Successful } else { Evaluation::Failed };
+        proptest::prop_assert_eq!(
+            evaluate_measurement(Some(&condition), None, &number(sample)),
+            expected
+        );
+    }
+
+    #[test]
+    fn all_over_a_vector_is_iterator_all(
+        samples in proptest::collection::vec(any_sample(), 0..8),
+        threshold in -1e6..1e6_f64,
+    ) {
+        let condition = format!("all(result, {{# < {threshold:?}}})");
+        let expected = samples.iter().all(|sample| *sample < threshold);
+        proptest::prop_assert_eq!(
+            evaluate_condition(&condition, &vector(&samples)),
+            Ok(expected)
+        );
+    }
+
+    #[test]
+    fn shorthand_expansion_only_inserts_hashes(source in "[ a-z.#(){}'\"0-9<>&|?:,]{0,40}") {
+        let expanded = expand_member_shorthand(&source);
+        let mut restored = expanded.text.clone();
+        // Remove the inserted '#'s, last first, by their (line, column) in the expanded text.
+        for (line, column) in expanded.insertions.iter().rev() {
+            proptest::prop_assert_eq!(*line, 1);
+            let byte = restored.char_indices().nth(column - 1).map(|(byte, _)| byte);
+            proptest::prop_assert_eq!(byte.map(|byte| &restored[byte..=byte]), Some("#"));
+            restored.remove(byte.unwrap_or_default());
+        }
+        proptest::prop_assert_eq!(restored, source);
     }
 }
