@@ -18,10 +18,12 @@ pub mod analysis;
 pub mod crd;
 pub mod duration;
 pub mod experiment;
+pub mod intstr;
 pub mod labels;
 pub mod manifest;
 pub mod rollout;
 mod schema;
+pub mod selector;
 pub mod validation;
 
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
