@@ -1,0 +1,233 @@
+//! Outbound HTTP for metric providers: `wasi:http` filtered by an exact origin allow-list,
+//! with clamped timeouts and a response size cap, sent through a pluggable [`HttpBackend`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde::Serialize;
+use serde_json::json;
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::kube::BoxFuture;
+use super::{Capability, CallScope};
+use crate::grants::HttpOrigin;
+
+/// An outbound request, fully buffered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpRequest {
+    /// Method, e.g. `GET`.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes (UTF-8 text in exchange records when possible).
+    #[serde(serialize_with = "serialize_body")]
+    pub body: Vec<u8>,
+}
+
+/// A response, fully buffered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    #[serde(serialize_with = "serialize_body")]
+    pub body: Vec<u8>,
+}
+
+fn serialize_body<S: serde::Serializer>(body: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(body))
+}
+
+/// Bounds the backend must honour for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCallLimits {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Maximum response body size.
+    pub max_body_bytes: usize,
+}
+
+/// Why an outbound request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "kind", content = "message", rename_all = "kebab-case")]
+pub enum HttpFailure {
+    /// The request took longer than its timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The connection could not be made.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The response body exceeded the limit.
+    #[error("response body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Sends allowed outbound requests (real network in the controller, scripted in the testkit).
+pub trait HttpBackend: Send + Sync {
+    /// Sends one request within `limits`.
+    fn send(&self, request: HttpRequest, limits: HttpCallLimits) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>>;
+}
+
+/// [`HttpBackend`] over `reqwest`, without redirects (a redirect could leave the allow-list).
+#[derive(Debug, Clone)]
+pub struct ReqwestHttpBackend {
+    client: reqwest::Client,
+}
+
+impl ReqwestHttpBackend {
+    /// Builds a client that never follows redirects and uses no proxy from the environment.
+    pub fn new() -> Result<Self, HttpFailure> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| HttpFailure::Other(e.to_string()))?;
+        Ok(Self { client })
+    }
+}
+
+impl HttpBackend for ReqwestHttpBackend {
+    fn send(&self, request: HttpRequest, limits: HttpCallLimits) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let method = reqwest::Method::from_bytes(request.method.as_bytes())
+                .map_err(|e| HttpFailure::Other(e.to_string()))?;
+            let mut builder = client.request(method, &request.url).timeout(limits.timeout).body(request.body);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            let mut response = builder.send().await.map_err(|e| {
+                if e.is_timeout() { HttpFailure::Timeout } else { HttpFailure::Connect(e.to_string()) }
+            })?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| {
+                if e.is_timeout() { HttpFailure::Timeout } else { HttpFailure::Other(e.to_string()) }
+            })? {
+                if body.len() + chunk.len() > limits.max_body_bytes {
+                    return Err(HttpFailure::BodyTooLarge(limits.max_body_bytes));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(HttpResponse { status, headers, body })
+        })
+    }
+}
+
+/// The `wasi:http` hooks of one call: allow-list check, clamping, delegation to the backend.
+pub(crate) struct HttpHooks {
+    scope: Arc<CallScope>,
+    denials: Vec<String>,
+}
+
+impl HttpHooks {
+    pub(crate) fn new(scope: Arc<CallScope>) -> Self {
+        Self { scope, denials: Vec::new() }
+    }
+
+    pub(crate) fn denials(&self) -> &[String] {
+        &self.denials
+    }
+}
+
+fn clamp(requested: Option<Duration>, max: Duration) -> Duration {
+    requested.map_or(max, |d| d.min(max))
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        let url = request.uri().to_string();
+        let method = request.method().to_string();
+        let origin = HttpOrigin::of_uri(request.uri());
+        let allowed = origin.as_ref().is_some_and(|o| self.scope.plugin.grants.allows_http(o));
+        if !allowed {
+            let message = format!(
+                "plugin {} has no grant for HTTP origin {}",
+                self.scope.plugin.name,
+                origin.map_or_else(|| url.clone(), |o| o.to_string())
+            );
+            let scope = self.scope.clone();
+            scope.deny(&mut self.denials, Capability::Http, json!({"method": method, "url": url}), message);
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        let limits = &self.scope.plugin.limits;
+        let requested = options.and_then(|o| o.first_byte_timeout.or(o.connect_timeout));
+        let call_limits = HttpCallLimits {
+            timeout: clamp(requested, limits.http_timeout),
+            max_body_bytes: limits.http_max_body_bytes,
+        };
+        let scope = self.scope.clone();
+        Box::new(async move {
+            let (parts, body) = request.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))?
+                .to_bytes();
+            let outgoing = HttpRequest {
+                method,
+                url,
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect(),
+                body: body.to_vec(),
+            };
+            let request_json = serde_json::to_value(&outgoing).unwrap_or_default();
+            let backend = scope.plugin.services.http.clone();
+            let result = match tokio::time::timeout(call_limits.timeout, backend.send(outgoing, call_limits)).await {
+                Ok(result) => result,
+                Err(_) => Err(HttpFailure::Timeout),
+            };
+            let response_json = match &result {
+                Ok(response) => json!({"ok": response}),
+                Err(failure) => json!({"error": failure}),
+            };
+            scope.observe(Capability::Http, request_json, response_json);
+            let response = result.map_err(|failure| match failure {
+                HttpFailure::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+                HttpFailure::Connect(_) => wasmtime_wasi_http::Error::ConnectionRefused,
+                HttpFailure::BodyTooLarge(limit) => {
+                    wasmtime_wasi_http::Error::HttpResponseBodySize(u64::try_from(limit).ok())
+                }
+                HttpFailure::Other(message) => wasmtime_wasi_http::Error::InternalError(Some(message)),
+            })?;
+            let mut builder = http::Response::builder().status(response.status);
+            for (name, value) in &response.headers {
+                builder = builder.header(name, value);
+            }
+            let body = Full::new(Bytes::from(response.body)).map_err(|never| match never {}).boxed_unsync();
+            let response = builder
+                .body(body)
+                .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))?;
+            let done: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, done))
+        })
+    }
+}

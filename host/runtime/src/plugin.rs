@@ -1,0 +1,525 @@
+//! Loaded plugins and their calls: a fresh store and instance per call, with CPU, memory and
+//! wall-clock limits, and classified outcomes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::InstancePre;
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::provider::MetricProviderPluginPre;
+use crate::bindings::router::TrafficRouterPluginPre;
+use crate::bindings::types::{
+    AnalysisContext, AnalysisPhase, HeaderRoute, Measurement, MirrorRoute, PluginError, RolloutContext,
+    Verification, WeightDestination,
+};
+use crate::engine::PluginEngine;
+use crate::error::{CallError, LoadError};
+use crate::grants::Grants;
+use crate::host::{CallScope, HostServices, HostState, PluginShared};
+use crate::limits::Limits;
+use crate::metrics::PluginMetrics;
+
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// `traffic-router-plugin`.
+    TrafficRouter,
+    /// `metric-provider-plugin`.
+    MetricProvider,
+}
+
+impl PluginKind {
+    /// The WIT world name.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::TrafficRouter => "sluice:plugin/traffic-router-plugin",
+            Self::MetricProvider => "sluice:plugin/metric-provider-plugin",
+        }
+    }
+
+    /// The exported interface (without version).
+    pub(crate) fn interface(self) -> &'static str {
+        match self {
+            Self::TrafficRouter => "sluice:plugin/traffic-router",
+            Self::MetricProvider => "sluice:plugin/metric-provider",
+        }
+    }
+}
+
+/// Everything about a plugin except where its bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// The name Rollouts and AnalysisTemplates refer to.
+    pub name: String,
+    /// The world it implements.
+    pub kind: PluginKind,
+    /// What it may access.
+    pub grants: Grants,
+    /// Per-call limits.
+    pub limits: Limits,
+    /// Arguments visible to the guest as its argv (after the plugin name).
+    pub args: Vec<String>,
+    /// If set, `plugin-type` must return exactly this.
+    pub expected_type: Option<String>,
+}
+
+/// A loaded plugin of either kind.
+#[derive(Clone)]
+pub enum Plugin {
+    /// A traffic router.
+    TrafficRouter(TrafficRouter),
+    /// A metric provider.
+    MetricProvider(MetricProvider),
+}
+
+impl Plugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.core().shared.name
+    }
+
+    /// sha256 of the component bytes, hex.
+    pub fn digest(&self) -> &str {
+        &self.core().shared.digest
+    }
+
+    /// What `plugin-type` returned at load.
+    pub fn plugin_type(&self) -> &str {
+        &self.core().plugin_type
+    }
+
+    fn core(&self) -> &CallCore {
+        match self {
+            Self::TrafficRouter(p) => &p.core,
+            Self::MetricProvider(p) => &p.core,
+        }
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("digest", &self.digest())
+            .field("plugin_type", &self.plugin_type())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+struct CallCore {
+    engine: PluginEngine,
+    shared: Arc<PluginShared>,
+    plugin_type: String,
+}
+
+/// A store for one call, holding a concurrency permit until it is dropped.
+struct ActiveCall<'a> {
+    store: Store<HostState>,
+    started: Instant,
+    method: &'static str,
+    core: &'a CallCore,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+type Outcome<T> = Result<wasmtime::Result<Result<T, PluginError>>, tokio::time::error::Elapsed>;
+
+impl CallCore {
+    async fn enter(
+        &self,
+        method: &'static str,
+        namespace: Option<&str>,
+        object: Option<&str>,
+    ) -> Result<ActiveCall<'_>, CallError> {
+        let permit = self.engine.inner.permits.acquire().await.map_err(|_| CallError::Load {
+            plugin: self.shared.name.clone(),
+            reason: "the plugin engine is shutting down".into(),
+        })?;
+        let span = tracing::info_span!(
+            "plugin_call",
+            plugin = %self.shared.name,
+            method,
+            rollout = object.unwrap_or_default(),
+            namespace = namespace.unwrap_or_default(),
+        );
+        let scope = Arc::new(CallScope {
+            plugin: self.shared.clone(),
+            method,
+            namespace: namespace.map(str::to_owned),
+            span,
+        });
+        let tick = self.engine.inner.options.epoch_tick.as_nanos().max(1);
+        let cpu_ticks = u64::try_from(self.shared.limits.cpu.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
+        let mut store = Store::new(&self.engine.inner.engine, HostState::new(scope, cpu_ticks));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.cpu_ticks_left == 0 {
+                state.cpu_exhausted = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.cpu_ticks_left -= 1;
+            // Yield every tick so the executor (and the wall-clock timeout) keeps running.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok(ActiveCall { store, started: Instant::now(), method, core: self, _permit: permit })
+    }
+
+    fn wall(&self) -> Duration {
+        self.shared.limits.wall
+    }
+}
+
+impl ActiveCall<'_> {
+    /// Classifies the outcome, validates the value, flushes logs and records metrics.
+    fn conclude<T>(
+        mut self,
+        outcome: Outcome<T>,
+        validate: impl FnOnce(T) -> Result<T, String>,
+    ) -> Result<T, CallError> {
+        let shared = &self.core.shared;
+        let plugin = shared.name.clone();
+        let method = self.method;
+        let state = self.store.data_mut();
+        state.flush_output();
+        let result = match outcome {
+            Err(_elapsed) => Err(CallError::Timeout { plugin, method, after: shared.limits.wall }),
+            Ok(Err(error)) if state.limiter.limit_hit => {
+                tracing::debug!(error = format!("{error:#}"), "out of memory");
+                Err(CallError::OutOfMemory { plugin, method, limit_bytes: shared.limits.memory_bytes })
+            }
+            Ok(Err(error))
+                if state.cpu_exhausted
+                    || error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) =>
+            {
+                tracing::debug!(error = format!("{error:#}"), "cpu budget exhausted");
+                Err(CallError::CpuExhausted { plugin, method, budget: shared.limits.cpu })
+            }
+            Ok(Err(error)) => Err(CallError::Trap { plugin, method, message: format!("{error:?}") }),
+            Ok(Ok(Err(error))) => {
+                let denials = state.all_denials();
+                if let PluginError::AccessDenied(message) = &error {
+                    Err(CallError::AccessDenied { plugin, method, message: message.clone() })
+                } else if !denials.is_empty() {
+                    Err(CallError::AccessDenied {
+                        plugin,
+                        method,
+                        message: format!("{} (plugin reported: {error:?})", denials.join("; ")),
+                    })
+                } else {
+                    Err(CallError::Plugin { plugin, method, error })
+                }
+            }
+            Ok(Ok(Ok(value))) => validate(value).map_err(|message| CallError::InvalidOutput { plugin, method, message }),
+        };
+        let elapsed = self.started.elapsed();
+        let error_kind = result.as_ref().err().map(CallError::kind);
+        shared.metrics.call(&shared.name, method, elapsed.as_secs_f64(), error_kind, state.limiter.high_water_bytes);
+        state.scope.span.in_scope(|| match &result {
+            Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros(), "plugin call succeeded"),
+            Err(error) => tracing::warn!(elapsed_us = elapsed.as_micros(), %error, "plugin call failed"),
+        });
+        result
+    }
+}
+
+/// Runs one export call with a fresh instance under the wall-clock timeout.
+macro_rules! call_export {
+    ($self:ident, $method:literal, $namespace:expr, $object:expr, $validate:expr,
+     |$plugin:ident, $store:ident| $body:expr) => {{
+        let mut call = $self.core.enter($method, $namespace, $object).await?;
+        let wall = $self.core.wall();
+        let $store = &mut call.store;
+        let outcome = tokio::time::timeout(wall, async {
+            let $plugin = $self.pre.instantiate_async(&mut *$store).await?;
+            $body
+        })
+        .await;
+        call.conclude(outcome, $validate)
+    }};
+}
+
+fn accept<T>(value: T) -> Result<T, String> {
+    Ok(value)
+}
+
+/// Largest `value`, `message` or metadata entry a measurement may carry.
+const MAX_MEASUREMENT_TEXT: usize = 64 << 10;
+/// Most metadata entries a measurement may carry.
+const MAX_METADATA_ENTRIES: usize = 64;
+
+fn validate_measurement(m: Measurement) -> Result<Measurement, String> {
+    let running = matches!(m.phase, AnalysisPhase::Running | AnalysisPhase::Pending);
+    if running && m.finished_at.is_some() {
+        return Err(format!("a {:?} measurement must not have finished-at", m.phase));
+    }
+    if let (Some(start), Some(end)) = (m.started_at, m.finished_at)
+        && end < start
+    {
+        return Err(format!("finished-at ({end}) is before started-at ({start})"));
+    }
+    let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_MEASUREMENT_TEXT);
+    if too_long(&m.value) || too_long(&m.message) {
+        return Err(format!("value or message longer than {MAX_MEASUREMENT_TEXT} bytes"));
+    }
+    validate_metadata(m.metadata.clone())?;
+    Ok(m)
+}
+
+fn validate_metadata(metadata: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(format!("{} metadata entries (at most {MAX_METADATA_ENTRIES})", metadata.len()));
+    }
+    if metadata.iter().any(|(k, v)| k.is_empty() || k.len() + v.len() > MAX_MEASUREMENT_TEXT) {
+        return Err("metadata keys must be non-empty and entries at most 64 KiB".into());
+    }
+    Ok(metadata)
+}
+
+fn validate_plugin_type(plugin_type: String) -> Result<String, String> {
+    let valid = !plugin_type.is_empty()
+        && plugin_type.len() <= 253
+        && plugin_type.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    if valid {
+        Ok(plugin_type)
+    } else {
+        Err(format!(
+            "plugin-type must be 1–253 characters of [A-Za-z0-9-_./], got {:?}",
+            plugin_type.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// A loaded traffic-router plugin; cheap to clone. Every call gets a fresh instance.
+#[derive(Clone)]
+pub struct TrafficRouter {
+    core: CallCore,
+    pre: TrafficRouterPluginPre<HostState>,
+}
+
+impl TrafficRouter {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.core.shared.name
+    }
+
+    /// `plugin-type`.
+    pub async fn plugin_type(&self) -> Result<String, CallError> {
+        call_export!(self, "plugin-type", None, None, validate_plugin_type, |p, store| {
+            p.sluice_plugin_traffic_router().call_plugin_type(&mut *store).await.map(Ok)
+        })
+    }
+
+    /// `init`.
+    pub async fn init(&self) -> Result<(), CallError> {
+        call_export!(self, "init", None, None, accept, |p, store| {
+            p.sluice_plugin_traffic_router().call_init(&mut *store).await
+        })
+    }
+
+    /// `update-hash`.
+    pub async fn update_hash(
+        &self,
+        ctx: &RolloutContext,
+        canary_hash: &str,
+        stable_hash: &str,
+        additional_destinations: &[WeightDestination],
+    ) -> Result<(), CallError> {
+        call_export!(self, "update-hash", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
+            p.sluice_plugin_traffic_router()
+                .call_update_hash(&mut *store, ctx, canary_hash, stable_hash, additional_destinations)
+                .await
+        })
+    }
+
+    /// `set-weight`.
+    pub async fn set_weight(
+        &self,
+        ctx: &RolloutContext,
+        desired_weight: i32,
+        additional_destinations: &[WeightDestination],
+    ) -> Result<(), CallError> {
+        call_export!(self, "set-weight", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
+            p.sluice_plugin_traffic_router()
+                .call_set_weight(&mut *store, ctx, desired_weight, additional_destinations)
+                .await
+        })
+    }
+
+    /// `set-header-route`.
+    pub async fn set_header_route(&self, ctx: &RolloutContext, route: &HeaderRoute) -> Result<(), CallError> {
+        call_export!(self, "set-header-route", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
+            p.sluice_plugin_traffic_router().call_set_header_route(&mut *store, ctx, route).await
+        })
+    }
+
+    /// `set-mirror-route`.
+    pub async fn set_mirror_route(&self, ctx: &RolloutContext, route: &MirrorRoute) -> Result<(), CallError> {
+        call_export!(self, "set-mirror-route", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
+            p.sluice_plugin_traffic_router().call_set_mirror_route(&mut *store, ctx, route).await
+        })
+    }
+
+    /// `verify-weight`.
+    pub async fn verify_weight(
+        &self,
+        ctx: &RolloutContext,
+        desired_weight: i32,
+        additional_destinations: &[WeightDestination],
+    ) -> Result<Verification, CallError> {
+        call_export!(self, "verify-weight", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
+            p.sluice_plugin_traffic_router()
+                .call_verify_weight(&mut *store, ctx, desired_weight, additional_destinations)
+                .await
+        })
+    }
+
+    /// `remove-managed-routes`.
+    pub async fn remove_managed_routes(&self, ctx: &RolloutContext) -> Result<(), CallError> {
+        call_export!(self, "remove-managed-routes", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
+            p.sluice_plugin_traffic_router().call_remove_managed_routes(&mut *store, ctx).await
+        })
+    }
+}
+
+/// A loaded metric-provider plugin; cheap to clone. Every call gets a fresh instance.
+#[derive(Clone)]
+pub struct MetricProvider {
+    core: CallCore,
+    pre: MetricProviderPluginPre<HostState>,
+}
+
+impl MetricProvider {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.core.shared.name
+    }
+
+    /// `plugin-type`.
+    pub async fn plugin_type(&self) -> Result<String, CallError> {
+        call_export!(self, "plugin-type", None, None, validate_plugin_type, |p, store| {
+            p.sluice_plugin_metric_provider().call_plugin_type(&mut *store).await.map(Ok)
+        })
+    }
+
+    /// `init`.
+    pub async fn init(&self) -> Result<(), CallError> {
+        call_export!(self, "init", None, None, accept, |p, store| {
+            p.sluice_plugin_metric_provider().call_init(&mut *store).await
+        })
+    }
+
+    /// `run`: starts (and possibly finishes) a measurement.
+    pub async fn run(&self, ctx: &AnalysisContext) -> Result<Measurement, CallError> {
+        call_export!(self, "run", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_measurement, |p, store| {
+            p.sluice_plugin_metric_provider().call_run(&mut *store, ctx).await
+        })
+    }
+
+    /// `resume`: continues a running measurement.
+    pub async fn resume(&self, ctx: &AnalysisContext, current: &Measurement) -> Result<Measurement, CallError> {
+        call_export!(self, "resume", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_measurement, |p, store| {
+            p.sluice_plugin_metric_provider().call_resume(&mut *store, ctx, current).await
+        })
+    }
+
+    /// `terminate`: stops a running measurement.
+    pub async fn terminate(&self, ctx: &AnalysisContext, current: &Measurement) -> Result<Measurement, CallError> {
+        call_export!(self, "terminate", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_measurement, |p, store| {
+            p.sluice_plugin_metric_provider().call_terminate(&mut *store, ctx, current).await
+        })
+    }
+
+    /// `garbage-collect`: keeps the newest `limit` measurements' external state.
+    pub async fn garbage_collect(&self, ctx: &AnalysisContext, limit: u32) -> Result<(), CallError> {
+        call_export!(self, "garbage-collect", Some(&ctx.namespace), Some(&ctx.analysis_run), accept, |p, store| {
+            p.sluice_plugin_metric_provider().call_garbage_collect(&mut *store, ctx, limit).await
+        })
+    }
+
+    /// `get-metadata`.
+    pub async fn get_metadata(&self, ctx: &AnalysisContext) -> Result<Vec<(String, String)>, CallError> {
+        call_export!(self, "get-metadata", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_metadata, |p, store| {
+            p.sluice_plugin_metric_provider().call_get_metadata(&mut *store, ctx).await.map(Ok)
+        })
+    }
+}
+
+impl PluginEngine {
+    /// Compiles, links and verifies a plugin (calls `plugin-type` and `init`).
+    ///
+    /// Compilation runs on a blocking thread; prefer [`crate::PluginRegistry`], which also
+    /// caches compiled components by digest.
+    pub async fn load_plugin(
+        &self,
+        spec: PluginSpec,
+        wasm: Arc<[u8]>,
+        services: HostServices,
+        metrics: PluginMetrics,
+    ) -> Result<Plugin, LoadError> {
+        let digest = crate::loader::sha256_hex(&wasm);
+        let component = self.compile(wasm).await?;
+        self.instantiate_plugin(spec, &component, digest, services, metrics).await
+    }
+
+    pub(crate) async fn instantiate_plugin(
+        &self,
+        spec: PluginSpec,
+        component: &wasmtime::component::Component,
+        digest: String,
+        services: HostServices,
+        metrics: PluginMetrics,
+    ) -> Result<Plugin, LoadError> {
+        let ceiling = self.inner.options.max_memory_bytes;
+        if spec.limits.memory_bytes > ceiling {
+            return Err(LoadError::LimitTooLarge { requested: spec.limits.memory_bytes, ceiling });
+        }
+        let pre: InstancePre<HostState> = self.link(spec.kind, component)?;
+        let mut args = vec![spec.name.clone()];
+        args.extend(spec.args.iter().cloned());
+        let shared = Arc::new(PluginShared {
+            field_manager: format!("sluice-plugin/{}", spec.name),
+            name: spec.name.clone(),
+            grants: spec.grants.clone(),
+            limits: spec.limits.clone(),
+            args,
+            services,
+            metrics,
+            digest,
+        });
+        let core = CallCore { engine: self.clone(), shared, plugin_type: String::new() };
+        let link_error = |e: wasmtime::Error| LoadError::Link { reason: format!("{e:#}") };
+        let plugin = match spec.kind {
+            crate::PluginKind::TrafficRouter => {
+                let mut router = TrafficRouter { core, pre: TrafficRouterPluginPre::new(pre).map_err(link_error)? };
+                let plugin_type = router.plugin_type().await.map_err(LoadError::Verification)?;
+                check_type(&spec, &plugin_type)?;
+                router.init().await.map_err(LoadError::Verification)?;
+                router.core.plugin_type = plugin_type;
+                Plugin::TrafficRouter(router)
+            }
+            crate::PluginKind::MetricProvider => {
+                let mut provider =
+                    MetricProvider { core, pre: MetricProviderPluginPre::new(pre).map_err(link_error)? };
+                let plugin_type = provider.plugin_type().await.map_err(LoadError::Verification)?;
+                check_type(&spec, &plugin_type)?;
+                provider.init().await.map_err(LoadError::Verification)?;
+                provider.core.plugin_type = plugin_type;
+                Plugin::MetricProvider(provider)
+            }
+        };
+        Ok(plugin)
+    }
+}
+
+fn check_type(spec: &PluginSpec, actual: &str) -> Result<(), LoadError> {
+    match &spec.expected_type {
+        Some(expected) if expected != actual => {
+            Err(LoadError::WrongPluginType { expected: expected.clone(), actual: actual.to_owned() })
+        }
+        _ => Ok(()),
+    }
+}

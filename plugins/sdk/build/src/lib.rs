@@ -1,0 +1,1 @@
+//! Builds Sluice plugin crates for wasm32-wasip2.
