@@ -220,7 +220,7 @@ fn exact_arguments<const N: usize>(
 fn single_number(function: &str, arguments: Vec<Value>) -> expr::Result<f64> {
     match single_argument(function, arguments)? {
         Value::Float(number) => Ok(number),
-        // Exact for every integer a condition can reasonably hold; only the NaN/Inf tests use it.
+        // An integer (a literal, a `len(...)`) is never NaN or infinite.
         Value::Integer(number) => Ok(number as f64),
         other => Err(ExprError(format!(
             "{function}() takes a number, got {} {}",

@@ -1133,6 +1133,20 @@ fn metric_conditions_compile_once_and_decide_each_measurement() {
 }
 
 #[test]
+fn compiled_conditions_can_be_shared_between_threads() {
+    let conditions = MetricConditions::new(Some("all(result, {# < 0.05})"), None);
+    std::thread::scope(|scope| {
+        let measurements = [vector(&[0.01]), vector(&[0.5])];
+        let handles = measurements.map(|result| {
+            let conditions = &conditions;
+            scope.spawn(move || conditions.evaluate(&result))
+        });
+        let outcomes = handles.map(|handle| handle.join().expect("evaluation thread"));
+        assert_eq!(outcomes, [Evaluation::Successful, Evaluation::Failed]);
+    });
+}
+
+#[test]
 fn compile_errors_name_the_broken_condition() {
     let conditions = MetricConditions::new(Some("result >= 0.95"), Some("result <"));
     let errors = conditions.compile_errors();
