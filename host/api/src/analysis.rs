@@ -44,12 +44,7 @@ fn is_zero(value: &i32) -> bool {
     derive = "Default",
     crates(kube_core = "::kube_core"),
     doc = "Reusable metrics that a Rollout or Experiment turns into AnalysisRuns.",
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp",
-        description = "Time since resource was created"
-    )
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp","description":"Time since resource was created"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisTemplateSpec {
@@ -81,12 +76,7 @@ pub struct AnalysisTemplateSpec {
     derive = "Default",
     crates(kube_core = "::kube_core"),
     doc = "Reusable metrics usable from every namespace.",
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp",
-        description = "Time since resource was created"
-    )
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp","description":"Time since resource was created"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterAnalysisTemplateSpec {
@@ -108,18 +98,8 @@ pub struct ClusterAnalysisTemplateSpec {
     derive = "Default",
     crates(kube_core = "::kube_core"),
     doc = "One execution of a set of metrics, taking measurements until an outcome is reached.",
-    printcolumn(
-        name = "Status",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "AnalysisRun status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp",
-        description = "Time since resource was created"
-    )
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase","description":"AnalysisRun status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp","description":"Time since resource was created"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunSpec {

@@ -67,7 +67,12 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            other => return Err(DurationError::UnknownUnit(text.to_string(), other.to_string())),
+            other => {
+                return Err(DurationError::UnknownUnit(
+                    text.to_string(),
+                    other.to_string(),
+                ));
+            }
         };
         total_nanos += value * nanos_per_unit;
         rest = next;
@@ -142,19 +147,34 @@ mod tests {
     #[test]
     fn malformed_durations_say_why() {
         assert_eq!(parse_go_duration(""), Err(DurationError::Empty));
-        assert_eq!(parse_go_duration("30"), Err(DurationError::MissingUnit("30".into())));
+        assert_eq!(
+            parse_go_duration("30"),
+            Err(DurationError::MissingUnit("30".into()))
+        );
         assert_eq!(
             parse_go_duration("3d"),
             Err(DurationError::UnknownUnit("3d".into(), "d".into()))
         );
-        assert_eq!(parse_go_duration("-1s"), Err(DurationError::Negative("-1s".into())));
-        assert_eq!(parse_go_duration("s"), Err(DurationError::Invalid("s".into())));
-        assert_eq!(parse_go_duration("1..2s"), Err(DurationError::Invalid("1..2s".into())));
+        assert_eq!(
+            parse_go_duration("-1s"),
+            Err(DurationError::Negative("-1s".into()))
+        );
+        assert_eq!(
+            parse_go_duration("s"),
+            Err(DurationError::Invalid("s".into()))
+        );
+        assert_eq!(
+            parse_go_duration("1..2s"),
+            Err(DurationError::Invalid("1..2s".into()))
+        );
     }
 
     #[test]
     fn pause_durations_accept_ints_and_strings() {
-        assert_eq!(parse_int_or_duration(&IntOrString::Int(30)), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            parse_int_or_duration(&IntOrString::Int(30)),
+            Ok(Duration::from_secs(30))
+        );
         assert_eq!(
             parse_int_or_duration(&IntOrString::String("1h".into())),
             Ok(Duration::from_secs(3600))

@@ -6,8 +6,8 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{AnalysisPhase, AnalysisRunMetadata, Argument, DryRun};
 use crate::analysis::MeasurementRetention;
+use crate::analysis::{AnalysisPhase, AnalysisRunMetadata, Argument, DryRun};
 use crate::duration::DurationString;
 use crate::rollout::TemplateService;
 use crate::schema;
@@ -33,18 +33,8 @@ fn is_zero(value: &i32) -> bool {
     derive = "Default",
     crates(kube_core = "::kube_core"),
     doc = "ReplicaSets run side by side for a limited time, with analyses.",
-    printcolumn(
-        name = "Status",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "Experiment status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp",
-        description = "Time since resource was created"
-    )
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase","description":"Experiment status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp","description":"Time since resource was created"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSpec {

@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn parses_counts_and_percentages() {
-        assert_eq!(IntOrPercent::parse(&IntOrString::Int(3)), Ok(IntOrPercent::Count(3)));
+        assert_eq!(
+            IntOrPercent::parse(&IntOrString::Int(3)),
+            Ok(IntOrPercent::Count(3))
+        );
         assert_eq!(
             IntOrPercent::parse(&IntOrString::String("25%".into())),
             Ok(IntOrPercent::Percent(25))

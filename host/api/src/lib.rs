@@ -7,12 +7,12 @@
 //! methods (`Rollout::replicas()`, `Metric::consecutive_error_limit()`, ...), exactly where Argo
 //! applies them.
 //!
-//! - [`rollout`]: `Rollout` (canary and blue-green strategies, status);
-//! - [`analysis`]: `AnalysisTemplate`, `ClusterAnalysisTemplate`, `AnalysisRun` and metrics;
-//! - [`experiment`]: `Experiment`;
-//! - [`validation`]: the rules Argo enforces, as precise `path: message` violations;
-//! - [`manifest`]: parsing multi-document YAML into typed objects (used by `sluice lint`);
-//! - [`crd`]: the CustomResourceDefinitions, as committed under `crds/`.
+//! - [`rollout`] holds `Rollout` (canary and blue-green strategies, status);
+//! - [`analysis`] holds `AnalysisTemplate`, `ClusterAnalysisTemplate`, `AnalysisRun` and metrics;
+//! - [`experiment`] holds `Experiment`;
+//! - [`validation`] checks the rules Argo enforces, as precise `path: message` violations;
+//! - [`manifest`] parses multi-document YAML into typed objects (used by `sluice lint`);
+//! - [`crd`] renders the CustomResourceDefinitions committed under `crds/`.
 
 pub mod analysis;
 pub mod crd;

@@ -3,14 +3,14 @@
 //! Documents of other kinds (Services, Ingresses, routes) are kept as untyped objects so a
 //! manifest file can be linted as a whole.
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
+use crate::API_VERSION;
 use crate::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::experiment::Experiment;
 use crate::rollout::Rollout;
 use crate::validation::{self, Violation};
-use crate::API_VERSION;
 
 /// A typed object from a manifest.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,7 +53,9 @@ impl Object {
     pub fn violations(&self) -> Vec<Violation> {
         match self {
             Self::Rollout(rollout) => validation::validate_rollout(rollout),
-            Self::AnalysisTemplate(template) => validation::validate_analysis_template(&template.spec),
+            Self::AnalysisTemplate(template) => {
+                validation::validate_analysis_template(&template.spec)
+            }
             Self::ClusterAnalysisTemplate(template) => {
                 validation::validate_analysis_template(&template.spec.template)
             }
@@ -158,7 +160,10 @@ pub fn parse_object(document: usize, json: serde_json::Value) -> Result<Object, 
         "{kind}/{}",
         json["metadata"]["name"].as_str().unwrap_or("<unnamed>")
     );
-    let object = match kind {
+    let kind = kind.to_string();
+    let mut json = json;
+    prune_nulls(&mut json);
+    let object = match kind.as_str() {
         "Rollout" => Object::Rollout(typed(&described, json)?),
         "AnalysisTemplate" => Object::AnalysisTemplate(typed(&described, json)?),
         "ClusterAnalysisTemplate" => Object::ClusterAnalysisTemplate(typed(&described, json)?),
@@ -173,7 +178,30 @@ pub fn parse_object(document: usize, json: serde_json::Value) -> Result<Object, 
     Ok(object)
 }
 
-fn typed<T: DeserializeOwned>(described: &str, json: serde_json::Value) -> Result<Box<T>, ManifestError> {
+/// Fields whose content is opaque configuration, kept verbatim (nulls included).
+const OPAQUE_FIELDS: [&str; 4] = ["plugins", "plugin", "config", "jsonBody"];
+
+/// Drops `null` values from mappings, as the API server does for fields that are not nullable
+/// (a bare `args:` in YAML is null); opaque plugin configuration is left as written.
+fn prune_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, field| !field.is_null());
+            for (key, field) in map.iter_mut() {
+                if !OPAQUE_FIELDS.contains(&key.as_str()) {
+                    prune_nulls(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(prune_nulls),
+        _ => {}
+    }
+}
+
+fn typed<T: DeserializeOwned>(
+    described: &str,
+    json: serde_json::Value,
+) -> Result<Box<T>, ManifestError> {
     serde_path_to_error::deserialize(json)
         .map(Box::new)
         .map_err(|error| ManifestError::Shape {

@@ -61,7 +61,10 @@ impl Checker {
 
     fn non_negative(&mut self, path: &str, value: Option<i32>) {
         if let Some(value) = value.filter(|value| *value < 0) {
-            self.add(path, format!("must be greater than or equal to 0, got {value}"));
+            self.add(
+                path,
+                format!("must be greater than or equal to 0, got {value}"),
+            );
         }
     }
 
@@ -81,7 +84,10 @@ impl Checker {
         let mut seen = BTreeSet::new();
         for (index, name) in names.into_iter().enumerate() {
             if !seen.insert(name) {
-                self.add(format!("{path}[{index}]"), format!("duplicate {what} {name:?}"));
+                self.add(
+                    format!("{path}[{index}]"),
+                    format!("duplicate {what} {name:?}"),
+                );
             }
         }
     }
@@ -278,7 +284,10 @@ fn plugin_only_routers(routing: &RolloutTrafficRouting) -> Vec<&'static str> {
 }
 
 fn has_plugins(routing: &RolloutTrafficRouting) -> bool {
-    routing.plugins.as_ref().is_some_and(|plugins| !plugins.is_empty())
+    routing
+        .plugins
+        .as_ref()
+        .is_some_and(|plugins| !plugins.is_empty())
 }
 
 fn validate_canary(check: &mut Checker, rollout: &Rollout, canary: &CanaryStrategy) {
@@ -308,7 +317,10 @@ fn validate_canary(check: &mut Checker, rollout: &Rollout, canary: &CanaryStrate
         Some(routing) => validate_traffic_routing(check, canary, routing),
         None => {
             let routed_only = [
-                ("scaleDownDelaySeconds", canary.scale_down_delay_seconds.is_some()),
+                (
+                    "scaleDownDelaySeconds",
+                    canary.scale_down_delay_seconds.is_some(),
+                ),
                 (
                     "scaleDownDelayRevisionLimit",
                     canary.scale_down_delay_revision_limit.is_some(),
@@ -318,7 +330,10 @@ fn validate_canary(check: &mut Checker, rollout: &Rollout, canary: &CanaryStrate
                     canary.abort_scale_down_delay_seconds.is_some(),
                 ),
                 ("dynamicStableScale", canary.dynamic_stable_scale),
-                ("minPodsPerReplicaSet", canary.min_pods_per_replica_set.is_some()),
+                (
+                    "minPodsPerReplicaSet",
+                    canary.min_pods_per_replica_set.is_some(),
+                ),
                 ("pingPong", canary.ping_pong.is_some()),
             ];
             for (field, set) in routed_only {
@@ -381,7 +396,13 @@ fn validate_canary(check: &mut Checker, rollout: &Rollout, canary: &CanaryStrate
         }
     }
     let managed_routes: BTreeSet<&str> = routing
-        .map(|routing| routing.managed_routes.iter().map(|r| r.name.as_str()).collect())
+        .map(|routing| {
+            routing
+                .managed_routes
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect()
+        })
         .unwrap_or_default();
     for (index, step) in canary.steps.iter().enumerate() {
         let path = format!("{PATH}.steps[{index}]");
@@ -399,7 +420,10 @@ fn validate_traffic_routing(
     let nginx = routing.nginx.as_ref();
     let plugin_only = plugin_only_routers(routing);
     if istio.is_none() && nginx.is_none() && !has_plugins(routing) && plugin_only.is_empty() {
-        check.add(PATH, "must configure at least one router: istio, nginx or plugins");
+        check.add(
+            PATH,
+            "must configure at least one router: istio, nginx or plugins",
+        );
     }
     for router in plugin_only {
         check.add(
@@ -456,24 +480,39 @@ fn validate_traffic_routing(
     check.unique(
         &format!("{PATH}.managedRoutes"),
         "managed route",
-        routing.managed_routes.iter().map(|route| route.name.as_str()),
+        routing
+            .managed_routes
+            .iter()
+            .map(|route| route.name.as_str()),
     );
     if let Some(istio) = istio {
         let path = format!("{PATH}.istio");
-        if istio.virtual_service.is_some() == !istio.virtual_services.is_empty() {
-            check.add(&path, "exactly one of virtualService or virtualServices must be set");
+        if istio.virtual_service.is_some() != istio.virtual_services.is_empty() {
+            check.add(
+                &path,
+                "exactly one of virtualService or virtualServices must be set",
+            );
         }
         let services = istio.virtual_service.iter().chain(&istio.virtual_services);
         for (index, service) in services.enumerate() {
             if service.name.trim().is_empty() {
-                check.add(format!("{path}.virtualServices[{index}].name"), "is required");
+                check.add(
+                    format!("{path}.virtualServices[{index}].name"),
+                    "is required",
+                );
             }
         }
         if let Some(rule) = &istio.destination_rule {
             let rule_path = format!("{path}.destinationRule");
             check.required(&format!("{rule_path}.name"), &rule.name);
-            check.required(&format!("{rule_path}.canarySubsetName"), &rule.canary_subset_name);
-            check.required(&format!("{rule_path}.stableSubsetName"), &rule.stable_subset_name);
+            check.required(
+                &format!("{rule_path}.canarySubsetName"),
+                &rule.canary_subset_name,
+            );
+            check.required(
+                &format!("{rule_path}.stableSubsetName"),
+                &rule.stable_subset_name,
+            );
             if rule.canary_subset_name == rule.stable_subset_name {
                 check.add(
                     format!("{rule_path}.stableSubsetName"),
@@ -483,7 +522,7 @@ fn validate_traffic_routing(
         }
     }
     if let Some(nginx) = nginx
-        && nginx.stable_ingress.is_some() == !nginx.stable_ingresses.is_empty()
+        && nginx.stable_ingress.is_some() != nginx.stable_ingresses.is_empty()
     {
         check.add(
             format!("{PATH}.nginx"),
@@ -527,7 +566,10 @@ fn validate_step(
     if let Some(weight) = step.set_weight {
         check.percentage(&format!("{path}.setWeight"), Some(weight), max_weight);
     }
-    if let Some(duration) = step.pause.as_ref().and_then(|pause| pause.duration.as_ref())
+    if let Some(duration) = step
+        .pause
+        .as_ref()
+        .and_then(|pause| pause.duration.as_ref())
         && let Err(error) = parse_int_or_duration(duration)
     {
         check.add(format!("{path}.pause.duration"), error.to_string());
@@ -550,7 +592,12 @@ fn validate_step(
     }
     if let Some(route) = &step.set_header_route {
         requires_routing(check, "setHeaderRoute");
-        validate_route_name(check, &format!("{path}.setHeaderRoute.name"), &route.name, managed_routes);
+        validate_route_name(
+            check,
+            &format!("{path}.setHeaderRoute.name"),
+            &route.name,
+            managed_routes,
+        );
         if let Some(routing) = routing
             && routing.istio.is_none()
             && !has_plugins(routing)
@@ -563,12 +610,21 @@ fn validate_step(
         for (index, header) in route.matches.iter().enumerate() {
             let match_path = format!("{path}.setHeaderRoute.match[{index}]");
             check.required(&format!("{match_path}.headerName"), &header.header_name);
-            validate_string_match(check, &format!("{match_path}.headerValue"), &header.header_value);
+            validate_string_match(
+                check,
+                &format!("{match_path}.headerValue"),
+                &header.header_value,
+            );
         }
     }
     if let Some(route) = &step.set_mirror_route {
         requires_routing(check, "setMirrorRoute");
-        validate_route_name(check, &format!("{path}.setMirrorRoute.name"), &route.name, managed_routes);
+        validate_route_name(
+            check,
+            &format!("{path}.setMirrorRoute.name"),
+            &route.name,
+            managed_routes,
+        );
         if let Some(routing) = routing
             && routing.istio.is_none()
             && !has_plugins(routing)
@@ -578,7 +634,11 @@ fn validate_step(
                 "mirror routes are supported with istio and plugin routers only",
             );
         }
-        check.percentage(&format!("{path}.setMirrorRoute.percentage"), route.percentage, 100);
+        check.percentage(
+            &format!("{path}.setMirrorRoute.percentage"),
+            route.percentage,
+            100,
+        );
         for (index, matcher) in route.matches.iter().enumerate() {
             let match_path = format!("{path}.setMirrorRoute.match[{index}]");
             if let Some(method) = &matcher.method {
@@ -598,12 +658,18 @@ fn validate_step(
     if let Some(experiment) = &step.experiment {
         let experiment_path = format!("{path}.experiment");
         if experiment.templates.is_empty() {
-            check.add(format!("{experiment_path}.templates"), "must list at least one template");
+            check.add(
+                format!("{experiment_path}.templates"),
+                "must list at least one template",
+            );
         }
         check.unique(
             &format!("{experiment_path}.templates"),
             "template name",
-            experiment.templates.iter().map(|template| template.name.as_str()),
+            experiment
+                .templates
+                .iter()
+                .map(|template| template.name.as_str()),
         );
         for (index, template) in experiment.templates.iter().enumerate() {
             let template_path = format!("{experiment_path}.templates[{index}]");
@@ -622,12 +688,18 @@ fn validate_step(
         check.unique(
             &format!("{experiment_path}.analyses"),
             "analysis name",
-            experiment.analyses.iter().map(|analysis| analysis.name.as_str()),
+            experiment
+                .analyses
+                .iter()
+                .map(|analysis| analysis.name.as_str()),
         );
         for (index, analysis) in experiment.analyses.iter().enumerate() {
             let analysis_path = format!("{experiment_path}.analyses[{index}]");
             check.required(&format!("{analysis_path}.name"), &analysis.name);
-            check.required(&format!("{analysis_path}.templateName"), &analysis.template_name);
+            check.required(
+                &format!("{analysis_path}.templateName"),
+                &analysis.template_name,
+            );
             validate_rollout_args(check, &format!("{analysis_path}.args"), &analysis.args);
         }
     }
@@ -657,7 +729,10 @@ fn validate_string_match(check: &mut Checker, path: &str, value: &StringMatch) {
 
 fn validate_rollout_analysis(check: &mut Checker, path: &str, analysis: &RolloutAnalysis) {
     if analysis.templates.is_empty() {
-        check.add(format!("{path}.templates"), "must list at least one template");
+        check.add(
+            format!("{path}.templates"),
+            "must list at least one template",
+        );
     }
     for (index, template) in analysis.templates.iter().enumerate() {
         check.required(
@@ -691,7 +766,10 @@ fn validate_rollout_args(check: &mut Checker, path: &str, args: &[RolloutAnalysi
                     );
                 }
                 if let Some(field) = &from.field_ref {
-                    check.required(&format!("{arg_path}.valueFrom.fieldRef.fieldPath"), &field.field_path);
+                    check.required(
+                        &format!("{arg_path}.valueFrom.fieldRef.fieldPath"),
+                        &field.field_path,
+                    );
                 }
             }
             (Some(_), None) => {}
@@ -711,7 +789,10 @@ fn validate_dry_run_and_retention(
         let entry_path = format!("{path}.dryRun[{index}].metricName");
         check.required(&entry_path, &entry.metric_name);
         if !entry.metric_name.is_empty() && !known(&entry.metric_name) {
-            check.add(entry_path, format!("no metric named {:?}", entry.metric_name));
+            check.add(
+                entry_path,
+                format!("no metric named {:?}", entry.metric_name),
+            );
         }
     }
     for (index, entry) in retention.iter().enumerate() {
@@ -786,7 +867,11 @@ fn validate_metric_set(
         "metric name",
         metrics.iter().map(|metric| metric.name.as_str()),
     );
-    check.unique("spec.args", "argument", args.iter().map(|arg| arg.name.as_str()));
+    check.unique(
+        "spec.args",
+        "argument",
+        args.iter().map(|arg| arg.name.as_str()),
+    );
     for (index, arg) in args.iter().enumerate() {
         let path = format!("spec.args[{index}]");
         check.required(&format!("{path}.name"), &arg.name);
@@ -869,12 +954,19 @@ fn validate_metric(check: &mut Checker, path: &str, metric: &Metric) {
             "-1 (no limit) requires consecutiveSuccessLimit greater than 0, or the metric could never fail nor succeed",
         );
     }
-    for field in ["inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit"] {
+    for field in [
+        "inconclusiveLimit",
+        "consecutiveErrorLimit",
+        "consecutiveSuccessLimit",
+    ] {
         check.non_negative(&format!("{path}.{field}"), numbers.get(field).copied());
     }
     if let Some(count) = numbers.get("count").copied() {
         if count < 1 {
-            check.add(format!("{path}.count"), format!("must be at least 1, got {count}"));
+            check.add(
+                format!("{path}.count"),
+                format!("must be at least 1, got {count}"),
+            );
         }
         let needed = failure_limit.unwrap_or(0).max(0) + success_limit.unwrap_or(0);
         if count < needed {
@@ -899,7 +991,10 @@ fn validate_metric(check: &mut Checker, path: &str, metric: &Metric) {
             );
         }
     }
-    for (field, value) in [("interval", &metric.interval), ("initialDelay", &metric.initial_delay)] {
+    for (field, value) in [
+        ("interval", &metric.interval),
+        ("initialDelay", &metric.initial_delay),
+    ] {
         if let Some(value) = value
             && !value.0.contains("{{")
             && let Err(error) = parse_go_duration(&value.0)
@@ -925,7 +1020,10 @@ fn validate_provider(check: &mut Checker, path: &str, metric: &Metric) {
         _ => {
             check.add(
                 path,
-                format!("exactly one provider may be set, found: {}", kinds.join(", ")),
+                format!(
+                    "exactly one provider may be set, found: {}",
+                    kinds.join(", ")
+                ),
             );
             return;
         }
@@ -1017,7 +1115,12 @@ pub fn placeholders(text: &str) -> BTreeSet<String> {
     names
 }
 
-fn validate_placeholders(check: &mut Checker, path: &str, metric: &Metric, declared: &BTreeSet<&str>) {
+fn validate_placeholders(
+    check: &mut Checker,
+    path: &str,
+    metric: &Metric,
+    declared: &BTreeSet<&str>,
+) {
     let text = serde_json::to_string(metric).unwrap_or_default();
     for name in placeholders(&text) {
         if !declared.contains(name.as_str()) {
@@ -1071,7 +1174,10 @@ pub fn validate_experiment(experiment: &Experiment) -> Vec<Violation> {
     {
         check.add("spec.duration", error.to_string());
     }
-    check.non_negative("spec.progressDeadlineSeconds", spec.progress_deadline_seconds);
+    check.non_negative(
+        "spec.progressDeadlineSeconds",
+        spec.progress_deadline_seconds,
+    );
     check.unique(
         "spec.analyses",
         "analysis name",
@@ -1082,6 +1188,12 @@ pub fn validate_experiment(experiment: &Experiment) -> Vec<Violation> {
         check.required(&format!("{path}.name"), &analysis.name);
         check.required(&format!("{path}.templateName"), &analysis.template_name);
     }
-    validate_dry_run_and_retention(&mut check, "spec", &spec.dry_run, &spec.measurement_retention, None);
+    validate_dry_run_and_retention(
+        &mut check,
+        "spec",
+        &spec.dry_run,
+        &spec.measurement_retention,
+        None,
+    );
     check.violations
 }

@@ -14,7 +14,10 @@ fn example_files() -> Vec<PathBuf> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the example manifests, found {files:?}");
+    assert!(
+        files.len() >= 10,
+        "expected the example manifests, found {files:?}"
+    );
     files
 }
 
@@ -57,7 +60,13 @@ fn examples_round_trip_to_identical_documents() {
                 object.describe()
             );
             let reparsed = manifest::parse_object(1, serialized).expect("serialized form parses");
-            assert_eq!(&reparsed, object, "{}: {}", file.display(), object.describe());
+            assert_eq!(
+                &reparsed,
+                object,
+                "{}: {}",
+                file.display(),
+                object.describe()
+            );
         }
     }
     assert!(typed >= 15, "only {typed} Sluice objects in the examples");
@@ -72,7 +81,9 @@ fn serialized_json_keeps_argo_field_names() {
         "analysistemplate-prometheus.yaml",
     ]
     .map(|name| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(name);
         std::fs::read_to_string(path).expect("example exists")
     })
     .join("\n---\n");
@@ -90,23 +101,30 @@ fn serialized_json_keeps_argo_field_names() {
     let istio = find("Rollout", "reviews");
     let routing = &istio["spec"]["strategy"]["canary"]["trafficRouting"];
     assert_eq!(routing["istio"]["virtualService"]["name"], "reviews");
-    assert_eq!(routing["istio"]["destinationRule"]["canarySubsetName"], "canary");
+    assert_eq!(
+        routing["istio"]["destinationRule"]["canarySubsetName"],
+        "canary"
+    );
     assert_eq!(routing["managedRoutes"][0]["name"], "beta-testers");
-    assert!(istio["spec"]["strategy"]["canary"]["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .any(|step| step["setHeaderRoute"]["match"][0]["headerValue"].is_object()));
+    assert!(
+        istio["spec"]["strategy"]["canary"]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .any(|step| step["setHeaderRoute"]["match"][0]["headerValue"].is_object())
+    );
 
     let blue_green = find("Rollout", "payments");
     let strategy = &blue_green["spec"]["strategy"]["blueGreen"];
     assert_eq!(strategy["autoPromotionEnabled"], false);
     assert!(strategy["prePromotionAnalysis"]["templates"][0]["templateName"].is_string());
-    assert!(strategy["prePromotionAnalysis"]["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .any(|arg| arg["valueFrom"]["podTemplateHashValue"] == "Latest"));
+    assert!(
+        strategy["prePromotionAnalysis"]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .any(|arg| arg["valueFrom"]["podTemplateHashValue"] == "Latest")
+    );
 
     let gateway = find("Rollout", "checkout");
     let plugins = &gateway["spec"]["strategy"]["canary"]["trafficRouting"]["plugins"];
@@ -115,10 +133,12 @@ fn serialized_json_keeps_argo_field_names() {
     let template = find("AnalysisTemplate", "success-rate");
     let metric = &template["spec"]["metrics"][0];
     assert!(metric["successCondition"].is_string());
-    assert!(metric["provider"]["prometheus"]["query"]
-        .as_str()
-        .expect("query")
-        .contains("{{args.service-name}}"));
+    assert!(
+        metric["provider"]["prometheus"]["query"]
+            .as_str()
+            .expect("query")
+            .contains("{{args.service-name}}")
+    );
 }
 
 #[test]
