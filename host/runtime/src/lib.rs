@@ -62,5 +62,5 @@ pub use crate::host::{Capability, Exchange, HostObserver, HostServices, LogLevel
 pub use crate::limits::{LimitError, Limits, LimitsSpec, parse_duration, parse_quantity};
 pub use crate::loader::{FetchOptions, sha256_hex};
 pub use crate::metrics::PluginMetrics;
-pub use crate::plugin::{MetricProvider, Plugin, PluginKind, PluginSpec, TrafficRouter};
+pub use crate::plugin::{CompiledComponent, MetricProvider, Plugin, PluginKind, PluginSpec, TrafficRouter};
 pub use crate::registry::{PluginRegistry, PluginStatus};

@@ -448,21 +448,42 @@ impl MetricProvider {
     }
 }
 
+/// A compiled component, reusable for any number of plugin loads on the same engine.
+#[derive(Clone)]
+pub struct CompiledComponent {
+    component: wasmtime::component::Component,
+    digest: String,
+}
+
+impl CompiledComponent {
+    /// sha256 of the component bytes, hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
+impl std::fmt::Debug for CompiledComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledComponent").field("digest", &self.digest).finish()
+    }
+}
+
 impl PluginEngine {
-    /// Compiles, links and verifies a plugin (calls `plugin-type` and `init`).
-    ///
-    /// Compilation runs on a blocking thread; prefer [`crate::PluginRegistry`], which also
-    /// caches compiled components by digest.
+    /// Compiles component bytes on a blocking thread.
+    pub async fn compile_component(&self, wasm: Arc<[u8]>) -> Result<CompiledComponent, LoadError> {
+        let digest = crate::loader::sha256_hex(&wasm);
+        Ok(CompiledComponent { component: self.compile(wasm).await?, digest })
+    }
+
+    /// Links and verifies a compiled plugin (calls `plugin-type` and `init`).
     pub async fn load_plugin(
         &self,
         spec: PluginSpec,
-        wasm: Arc<[u8]>,
+        compiled: &CompiledComponent,
         services: HostServices,
         metrics: PluginMetrics,
     ) -> Result<Plugin, LoadError> {
-        let digest = crate::loader::sha256_hex(&wasm);
-        let component = self.compile(wasm).await?;
-        self.instantiate_plugin(spec, &component, digest, services, metrics).await
+        self.instantiate_plugin(spec, &compiled.component, compiled.digest.clone(), services, metrics).await
     }
 
     pub(crate) async fn instantiate_plugin(
