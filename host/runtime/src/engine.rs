@@ -183,8 +183,9 @@ impl PluginEngine {
             return Err(LoadError::WrongWorld { expected: kind.world(), exports: exports.join(", ") });
         }
         let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
-        if let Some(missing) = imports.iter().find(|i| !provided(kind, i)) {
-            return Err(LoadError::MissingImport { import: missing.clone(), world: kind.world() });
+        let missing: Vec<&str> = imports.iter().map(String::as_str).filter(|i| !provided(kind, i)).collect();
+        if !missing.is_empty() {
+            return Err(LoadError::MissingImport { import: missing.join(", "), world: kind.world() });
         }
         tracing::debug!(world = kind.world(), imports = ?imports, "plugin imports");
         let linker = match kind {

@@ -179,10 +179,10 @@ pub enum LoadError {
         /// What the component exports.
         exports: String,
     },
-    /// The component imports an interface the host does not provide to this kind of plugin.
+    /// The component imports interfaces the host does not provide to this kind of plugin.
     #[error("component imports {import}, which the host does not provide to {world} plugins")]
     MissingImport {
-        /// The import name.
+        /// The missing import names, comma-separated.
         import: String,
         /// The world the plugin is loaded as.
         world: &'static str,

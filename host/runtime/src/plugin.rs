@@ -201,7 +201,7 @@ impl ActiveCall<'_> {
             Ok(Err(error)) => Err(CallError::Trap { plugin, method, message: format!("{error:?}") }),
             Ok(Ok(Err(error))) => {
                 let denials = state.all_denials();
-                if let PluginError::AccessDenied(message) = &error {
+                if let (PluginError::AccessDenied(message), true) = (&error, denials.is_empty()) {
                     Err(CallError::AccessDenied { plugin, method, message: message.clone() })
                 } else if !denials.is_empty() {
                     Err(CallError::AccessDenied {

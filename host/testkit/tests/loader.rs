@@ -1,0 +1,137 @@
+//! Loader and registry: precise load errors, isolation between plugins, reload without restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::fixture;
+use sluice_runtime::{
+    FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry, PluginStatus,
+    TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
+};
+use sluice_testkit::{CallError, InMemoryKube, ScriptedHttp, rollout_context, shared_engine};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn registry(builtins: BTreeMap<String, Arc<[u8]>>) -> PluginRegistry {
+    let services = HostServices { kube: Arc::new(InMemoryKube::new()), http: Arc::new(ScriptedHttp::new()), observer: None };
+    let fetch = FetchOptions { allow_plain_http: true, ..FetchOptions::default() };
+    PluginRegistry::new(shared_engine().unwrap(), services, PluginMetrics::unregistered(), builtins, fetch)
+}
+
+fn config(routers: &str, providers: &str) -> sluice_runtime::PluginConfig {
+    let data = BTreeMap::from([
+        (TRAFFIC_ROUTER_PLUGINS_KEY.to_owned(), routers.to_owned()),
+        (METRIC_PROVIDER_PLUGINS_KEY.to_owned(), providers.to_owned()),
+    ]);
+    parse_plugin_config(&data, &Limits::default()).unwrap()
+}
+
+fn failure(status: &BTreeMap<String, PluginStatus>, name: &str) -> String {
+    match &status[name] {
+        PluginStatus::Failed { reason, .. } => reason.clone(),
+        ready => panic!("{name} should have failed, is {ready:?}"),
+    }
+}
+
+/// Serves `body` once per connection on 127.0.0.1 (a minimal HTTP/1.1 server).
+async fn serve(body: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{address}/plugin.wasm")
+}
+
+#[tokio::test]
+async fn each_bad_plugin_fails_precisely_while_the_others_serve() {
+    let echo_router = std::fs::read(fixture("echo-router")).unwrap();
+    let echo_digest = sha256_hex(&echo_router);
+    let url = serve(echo_router.clone()).await;
+    let builtins = BTreeMap::from([("echo".to_owned(), Arc::<[u8]>::from(echo_router))]);
+    let registry = registry(builtins);
+    let routers = format!(
+        r#"
+- {{name: good, location: "builtin:echo", grants: {{kube: [{{kinds: [ConfigMap], verbs: [get, patch]}}]}}}}
+- {{name: downloaded, location: "{url}", sha256: "{echo_digest}"}}
+- {{name: bad-sha, location: "{url}", sha256: "{zeros}"}}
+- {{name: missing-file, location: "file:///nonexistent/plugin.wasm"}}
+- {{name: wrong-world, location: "file://{provider}"}}
+- {{name: missing-import, location: "file://{greedy}"}}
+- {{name: wrong-type, location: "builtin:echo", type: gatewayAPI}}
+- {{name: unknown-builtin, location: "builtin:nope"}}
+"#,
+        zeros = "0".repeat(64),
+        provider = fixture("echo-provider").display(),
+        greedy = fixture("greedy-router").display(),
+    );
+    let status = registry.apply(&config(&routers, "")).await;
+
+    assert!(matches!(&status["good"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo"));
+    assert!(matches!(&status["downloaded"], PluginStatus::Ready { digest, .. } if *digest == echo_digest));
+    let bad_sha = failure(&status, "bad-sha");
+    assert!(bad_sha.contains("sha256 mismatch") && bad_sha.contains(&echo_digest), "{bad_sha}");
+    let missing = failure(&status, "missing-file");
+    assert!(missing.contains("cannot read plugin file /nonexistent/plugin.wasm"), "{missing}");
+    let wrong_world = failure(&status, "wrong-world");
+    assert!(wrong_world.contains("does not implement world sluice:plugin/traffic-router-plugin"), "{wrong_world}");
+    assert!(wrong_world.contains("sluice:plugin/metric-provider@0.1.0"), "{wrong_world}");
+    let missing_import = failure(&status, "missing-import");
+    assert!(missing_import.contains("wasi:http/outgoing-handler@0.2.12"), "{missing_import}");
+    assert!(missing_import.contains("does not provide to sluice:plugin/traffic-router-plugin"), "{missing_import}");
+    let wrong_type = failure(&status, "wrong-type");
+    assert!(wrong_type.contains(r#"configured "gatewayAPI", plugin reports "echo""#), "{wrong_type}");
+    assert!(failure(&status, "unknown-builtin").contains("built-ins: echo"));
+
+    let router = registry.traffic_router("good").unwrap();
+    router.set_weight(&rollout_context("shop", "web", "{}"), 20, &[]).await.unwrap();
+    let err = registry.traffic_router("bad-sha").err().unwrap();
+    assert!(matches!(&err, CallError::Load { reason, .. } if reason.contains("sha256 mismatch")), "{err}");
+    assert!(registry.metric_provider("good").is_err());
+}
+
+#[tokio::test]
+async fn a_config_change_swaps_a_plugin_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plugin.wasm");
+    std::fs::copy(fixture("echo-router"), &path).unwrap();
+    let registry = registry(BTreeMap::new());
+    let routers = format!("- {{name: swap, location: \"file://{}\"}}", path.display());
+    let status = registry.apply(&config(&routers, "")).await;
+    assert!(matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo"));
+    let old = registry.traffic_router("swap").unwrap();
+
+    // The file now holds a different router; applying the same config reloads it.
+    std::fs::copy(fixture("trap"), &path).unwrap();
+    let status = registry.apply(&config(&routers, "")).await;
+    assert!(matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "trap"));
+    assert_eq!(registry.traffic_router("swap").unwrap().plugin_type().await.unwrap(), "trap");
+    // A handle taken before the swap keeps working on the old version.
+    assert_eq!(old.plugin_type().await.unwrap(), "echo");
+
+    // A broken update keeps the previous version serving and says so.
+    std::fs::write(&path, b"not wasm").unwrap();
+    let status = registry.apply(&config(&routers, "")).await;
+    match &status["swap"] {
+        PluginStatus::Failed { reason, serving_previous } => {
+            assert!(reason.contains("not a valid WebAssembly component"), "{reason}");
+            assert!(serving_previous.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(registry.traffic_router("swap").unwrap().plugin_type().await.unwrap(), "trap");
+
+    // Removing the entry removes the plugin.
+    registry.apply(&config("", "")).await;
+    assert!(registry.traffic_router("swap").is_err());
+}
