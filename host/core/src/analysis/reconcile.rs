@@ -14,8 +14,8 @@ use super::assess::{MetricTransition, assess_run};
 use super::prepare::PreparedRun;
 use super::record::{GarbageCollection, record_measurement, trim_measurements};
 use super::schedule::{
-    MeasurementAction, MeasurementTask, is_terminating, measurement_tasks, next_reconcile_time,
-    result_of, until,
+    MeasurementAction, MeasurementTask, is_terminating, measurement_tasks, metric_completed,
+    next_reconcile_time, result_of, until,
 };
 
 /// A Kubernetes event to emit on the AnalysisRun, as Argo names them.
@@ -192,11 +192,11 @@ pub fn fail_run(
 /// Assesses, updates the run's phase, trims history and computes the requeue time.
 ///
 /// Fast fail within one reconcile: when this assessment makes a running run terminating (a
-/// metric that is not a dry run just became Failed, Error or Inconclusive) and no other metric
-/// has a measurement in flight, the run is assessed again as terminating, which is exactly what
-/// Argo's next reconcile (triggered by the status write) would decide; the final status is the
-/// same, one reconcile sooner. With measurements in flight, the run is requeued at once so they
-/// get terminated.
+/// metric that is not a dry run just became Failed, Error or Inconclusive), Argo's next reconcile
+/// (triggered by its own status write) terminates the in-flight measurements that are due and
+/// assesses the run as terminating. When no in-flight measurement is due for that `terminate`
+/// call, the next reconcile would call nothing, so the run is assessed as terminating right away:
+/// the same status, one reconcile sooner. Otherwise the run is requeued at once.
 fn finish(prepared: &PreparedRun, mut status: AnalysisRunStatus, now: Timestamp) -> RunOutcome {
     let was_terminating = is_terminating(prepared.terminate, &status);
     let mut assessment = assess_run(prepared, &mut status, was_terminating, now);
@@ -210,7 +210,7 @@ fn finish(prepared: &PreparedRun, mut status: AnalysisRunStatus, now: Timestamp)
         && !assessment.phase.is_completed()
         && is_terminating(prepared.terminate, &status)
     {
-        if has_in_flight(prepared, &status) {
+        if has_terminable_in_flight(prepared, &status, now) {
             terminate_in_flight = true;
         } else {
             assessment = assess_run(prepared, &mut status, true, now);
@@ -260,10 +260,20 @@ fn finish(prepared: &PreparedRun, mut status: AnalysisRunStatus, now: Timestamp)
     }
 }
 
-fn has_in_flight(prepared: &PreparedRun, status: &AnalysisRunStatus) -> bool {
+/// Whether a metric has an in-flight measurement that a terminating run would terminate now
+/// (its `resumeAt`, if any, has passed).
+fn has_terminable_in_flight(
+    prepared: &PreparedRun,
+    status: &AnalysisRunStatus,
+    now: Timestamp,
+) -> bool {
     prepared.metrics.iter().any(|metric| {
         result_of(status, &metric.metric.name)
+            .filter(|result| !metric_completed(result))
             .and_then(|result| result.measurements.last())
-            .is_some_and(|last| last.finished_at.is_none())
+            .is_some_and(|last| {
+                last.finished_at.is_none()
+                    && last.resume_at.as_ref().is_none_or(|resume| resume.0 <= now)
+            })
     })
 }
