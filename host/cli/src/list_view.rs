@@ -1,0 +1,71 @@
+//! `list rollouts`: one line per Rollout, rendered by a pure function, with Argo's columns and
+//! padding (`cmd/list/rollloutinfo.go`).
+
+use sluice_api::rollout::Rollout;
+
+use crate::rollout_info::{rollout_phase, set_weight, step_text};
+use crate::text::align_columns;
+
+/// Renders the table `NAME STRATEGY STATUS STEP SET-WEIGHT READY DESIRED UP-TO-DATE AVAILABLE`,
+/// with a leading `NAMESPACE` column when `with_namespace` (for `-A`). Rows are sorted by
+/// namespace and name.
+pub fn render_rollout_list(rollouts: &[Rollout], with_namespace: bool) -> String {
+    let mut sorted: Vec<&Rollout> = rollouts.iter().collect();
+    sorted.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    let mut header: Vec<String> = [
+        "NAME",
+        "STRATEGY",
+        "STATUS",
+        "STEP",
+        "SET-WEIGHT",
+        "READY",
+        "DESIRED",
+        "UP-TO-DATE",
+        "AVAILABLE",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if with_namespace {
+        header.insert(0, "NAMESPACE".to_owned());
+    }
+    let mut rows = vec![header];
+    for rollout in sorted {
+        let status = rollout.status.clone().unwrap_or_default();
+        let (strategy, step, weight) = if rollout.canary().is_some() {
+            (
+                "Canary",
+                step_text(rollout).unwrap_or_else(|| "-".to_owned()),
+                set_weight(rollout).to_string(),
+            )
+        } else if rollout.blue_green().is_some() {
+            ("BlueGreen", "-".to_owned(), "-".to_owned())
+        } else {
+            ("unknown", "-".to_owned(), "-".to_owned())
+        };
+        let (phase, _) = rollout_phase(rollout);
+        let mut row = vec![
+            format!("{:<10}", rollout.metadata.name.as_deref().unwrap_or("")),
+            format!("{strategy:<9}"),
+            format!("{:<12}", phase.as_str()),
+            format!("{step:<4}"),
+            format!("{weight:<10}"),
+            format!(
+                "{:<5}",
+                format!("{}/{}", status.ready_replicas, status.replicas)
+            ),
+            format!("{:<7}", rollout.replicas()),
+            format!("{:<10}", status.updated_replicas),
+            format!("{:<9}", status.available_replicas),
+        ];
+        if with_namespace {
+            row.insert(
+                0,
+                format!("{:<9}", rollout.metadata.namespace.as_deref().unwrap_or("")),
+            );
+        }
+        rows.push(row);
+    }
+    align_columns(&rows, 2)
+}

@@ -1,0 +1,784 @@
+//! `get rollout`: the header and the tree revision → ReplicaSets → Pods, Experiments and
+//! AnalysisRuns, rendered by a pure function from the objects, in the layout of Argo's
+//! `kubectl argo rollouts get rollout`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use sluice_api::analysis::{AnalysisPhase, AnalysisRun};
+use sluice_api::experiment::Experiment;
+use sluice_api::labels;
+use sluice_api::rollout::{Rollout, RolloutPhase};
+
+use crate::rollout_info::{
+    ReplicaSetRoles, current_step_index, replica_set_roles, rollout_phase, set_weight, step_text,
+};
+use crate::text::{Color, Style, align_columns, human_duration};
+
+/// Tree icons (Argo's).
+mod icons {
+    pub const ROLLOUT: &str = "⟳";
+    pub const REVISION: &str = "#";
+    pub const REPLICA_SET: &str = "⧉";
+    pub const POD: &str = "□";
+    pub const JOB: &str = "⊞";
+    pub const EXPERIMENT: &str = "Σ";
+    pub const ANALYSIS_RUN: &str = "α";
+    pub const METRIC: &str = "⊙";
+    pub const WAITING: &str = "◷";
+    pub const PROGRESSING: &str = "◌";
+    pub const WARNING: &str = "⚠";
+    pub const UNKNOWN: &str = "?";
+    pub const OK: &str = "✔";
+    pub const BAD: &str = "✖";
+    pub const PAUSED: &str = "॥";
+    pub const NEUTRAL: &str = "•";
+}
+
+/// Annotation on an experiment's ReplicaSets: the experiment template it runs.
+const EXPERIMENT_TEMPLATE: &str = "experiment-template";
+/// Measurement metadata naming the Job a Job-provider measurement ran.
+const JOB_NAME: &str = "job-name";
+
+/// Everything `get rollout` shows: the Rollout and the objects of its namespace (those it does not
+/// own are ignored).
+#[derive(Clone, Debug, Default)]
+pub struct RolloutObjects {
+    /// The rollout.
+    pub rollout: Rollout,
+    /// ReplicaSets (the rollout's and its experiments').
+    pub replica_sets: Vec<ReplicaSet>,
+    /// Pods of those ReplicaSets.
+    pub pods: Vec<Pod>,
+    /// AnalysisRuns (the rollout's and its experiments').
+    pub analysis_runs: Vec<AnalysisRun>,
+    /// Experiments of the rollout.
+    pub experiments: Vec<Experiment>,
+}
+
+fn icon_color(icon: &str) -> Option<Color> {
+    match icon {
+        icons::WAITING | icons::UNKNOWN => Some(Color::Yellow),
+        icons::PROGRESSING => Some(Color::BrightBlue),
+        icons::WARNING | icons::BAD => Some(Color::Red),
+        icons::OK => Some(Color::Green),
+        _ => None,
+    }
+}
+
+fn tag_color(tag: &str) -> Option<Color> {
+    match tag {
+        "canary" => Some(Color::Yellow),
+        "stable" | "active" => Some(Color::Green),
+        "preview" | "ping" | "pong" => Some(Color::BrightBlue),
+        _ => None,
+    }
+}
+
+fn analysis_name_color(phase: Option<AnalysisPhase>) -> Option<Color> {
+    matches!(phase, Some(AnalysisPhase::Pending | AnalysisPhase::Running))
+        .then_some(Color::BrightBlue)
+}
+
+/// The icon of a rollout phase.
+pub fn rollout_icon(phase: RolloutPhase) -> &'static str {
+    match phase {
+        RolloutPhase::Progressing => icons::PROGRESSING,
+        RolloutPhase::Paused => icons::PAUSED,
+        RolloutPhase::Healthy => icons::OK,
+        RolloutPhase::Degraded => icons::BAD,
+    }
+}
+
+fn analysis_icon(phase: Option<AnalysisPhase>) -> &'static str {
+    match phase {
+        Some(AnalysisPhase::Successful) => icons::OK,
+        Some(AnalysisPhase::Inconclusive) => icons::UNKNOWN,
+        Some(AnalysisPhase::Failed) => icons::BAD,
+        Some(AnalysisPhase::Error) => icons::WARNING,
+        Some(AnalysisPhase::Running) => icons::PROGRESSING,
+        Some(AnalysisPhase::Pending) => icons::WAITING,
+        None => " ",
+    }
+}
+
+fn replica_set_icon(status: &str) -> &'static str {
+    match status {
+        "Progressing" => icons::PROGRESSING,
+        "Healthy" => icons::OK,
+        "ReplicaFailure" => icons::BAD,
+        "ScaledDown" => icons::NEUTRAL,
+        _ => " ",
+    }
+}
+
+fn pod_icon(status: &str) -> &'static str {
+    if status.starts_with("Init:") {
+        return icons::PROGRESSING;
+    }
+    if status.starts_with("Signal:") || status.starts_with("ExitCode:") {
+        return icons::BAD;
+    }
+    if status.ends_with("Error") || status.starts_with("Err") {
+        return icons::WARNING;
+    }
+    match status {
+        "Pending" | "Terminating" | "ContainerCreating" => icons::PROGRESSING,
+        "Running" | "Completed" => icons::OK,
+        "Failed" | "InvalidImageName" | "CrashLoopBackOff" => icons::BAD,
+        "ImagePullBackOff" | "RegistryUnavailable" => icons::WARNING,
+        "Unknown" => icons::UNKNOWN,
+        _ => " ",
+    }
+}
+
+fn age(meta: &ObjectMeta, now: Timestamp) -> String {
+    meta.creation_timestamp
+        .as_ref()
+        .map(|Time(created)| human_duration(now.duration_since(*created).as_secs()))
+        .unwrap_or_default()
+}
+
+fn is_owned_by(meta: &ObjectMeta, owner_uid: Option<&str>) -> bool {
+    let Some(owner_uid) = owner_uid else {
+        return false;
+    };
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.uid == owner_uid)
+}
+
+fn revision_of(meta: &ObjectMeta) -> i64 {
+    meta.annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(labels::REVISION))
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0)
+}
+
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(key))
+        .map(String::as_str)
+}
+
+fn name_of(meta: &ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or("")
+}
+
+/// A ReplicaSet with what the tree shows about it.
+struct ReplicaSetView<'a> {
+    replica_set: &'a ReplicaSet,
+    status: &'static str,
+    roles: ReplicaSetRoles,
+    revision: i64,
+    pods: Vec<&'a Pod>,
+}
+
+impl ReplicaSetView<'_> {
+    fn replicas(&self) -> i32 {
+        self.replica_set
+            .status
+            .as_ref()
+            .map_or(0, |status| status.replicas)
+    }
+
+    fn available(&self) -> i32 {
+        self.replica_set
+            .status
+            .as_ref()
+            .and_then(|status| status.available_replicas)
+            .unwrap_or(0)
+    }
+
+    fn images(&self) -> Vec<String> {
+        self.replica_set
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.template.as_ref())
+            .and_then(|template| template.spec.as_ref())
+            .map(|spec| {
+                spec.containers
+                    .iter()
+                    .map(|container| container.image.clone().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Argo's `getReplicaSetHealth`.
+fn replica_set_health(replica_set: &ReplicaSet) -> &'static str {
+    let status = replica_set.status.clone().unwrap_or_default();
+    let desired = replica_set.spec.as_ref().and_then(|spec| spec.replicas);
+    let generation = replica_set.metadata.generation.unwrap_or(0);
+    if generation > status.observed_generation.unwrap_or(0) {
+        return "Progressing";
+    }
+    let failed = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|condition| condition.type_ == "ReplicaFailure" && condition.status == "True");
+    if failed {
+        return "ReplicaFailure";
+    }
+    if desired.is_some_and(|desired| status.available_replicas.unwrap_or(0) < desired) {
+        return "Progressing";
+    }
+    if desired == Some(0) {
+        return "ScaledDown";
+    }
+    "Healthy"
+}
+
+/// A Pod's status as kubectl shows it (Argo's `newPodInfo`): the phase or reason, overridden by
+/// init and container states; plus `ready/total` and restarts.
+fn pod_status(pod: &Pod) -> (String, String, i32) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let mut reason = status
+        .reason
+        .clone()
+        .filter(|reason| !reason.is_empty())
+        .or_else(|| status.phase.clone())
+        .unwrap_or_default();
+    let mut restarts = 0;
+    let mut ready = 0;
+    let mut initializing = false;
+    let init_total = spec.init_containers.as_ref().map_or(0, Vec::len);
+    for (index, container) in status.init_container_statuses.iter().flatten().enumerate() {
+        restarts += container.restart_count;
+        let state = container.state.clone().unwrap_or_default();
+        if let Some(terminated) = &state.terminated {
+            if terminated.exit_code == 0 {
+                continue;
+            }
+            reason = match terminated.reason.as_deref() {
+                Some(text) if !text.is_empty() => format!("Init:{text}"),
+                _ if terminated.signal.unwrap_or(0) != 0 => {
+                    format!("Init:Signal:{}", terminated.signal.unwrap_or(0))
+                }
+                _ => format!("Init:ExitCode:{}", terminated.exit_code),
+            };
+        } else if let Some(waiting) = state
+            .waiting
+            .as_ref()
+            .and_then(|waiting| waiting.reason.as_deref())
+            .filter(|text| !text.is_empty() && *text != "PodInitializing")
+        {
+            reason = format!("Init:{waiting}");
+        } else {
+            reason = format!("Init:{index}/{init_total}");
+        }
+        initializing = true;
+        break;
+    }
+    if !initializing {
+        restarts = 0;
+        let mut has_running = false;
+        for container in status.container_statuses.iter().flatten().rev() {
+            restarts += container.restart_count;
+            let state = container.state.clone().unwrap_or_default();
+            let waiting = state
+                .waiting
+                .as_ref()
+                .and_then(|waiting| waiting.reason.clone())
+                .filter(|text| !text.is_empty());
+            if let Some(waiting) = waiting {
+                reason = waiting;
+            } else if let Some(terminated) = &state.terminated {
+                reason = match terminated.reason.as_deref() {
+                    Some(text) if !text.is_empty() => text.to_owned(),
+                    _ if terminated.signal.unwrap_or(0) != 0 => {
+                        format!("Signal:{}", terminated.signal.unwrap_or(0))
+                    }
+                    _ => format!("ExitCode:{}", terminated.exit_code),
+                };
+            } else if container.ready && state.running.is_some() {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            reason = "Running".to_owned();
+        }
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        reason = if status.reason.as_deref() == Some("NodeLost") {
+            "Unknown".to_owned()
+        } else {
+            "Terminating".to_owned()
+        };
+    }
+    (
+        reason,
+        format!("{ready}/{}", spec.containers.len()),
+        restarts,
+    )
+}
+
+fn replica_set_views<'a>(
+    owner_uid: Option<&str>,
+    rollout: Option<&Rollout>,
+    objects: &'a RolloutObjects,
+) -> Vec<ReplicaSetView<'a>> {
+    let mut views: Vec<ReplicaSetView<'a>> = objects
+        .replica_sets
+        .iter()
+        .filter(|rs| is_owned_by(&rs.metadata, owner_uid))
+        .map(|rs| {
+            let mut pods: Vec<&Pod> = objects
+                .pods
+                .iter()
+                .filter(|pod| is_owned_by(&pod.metadata, rs.metadata.uid.as_deref()))
+                .collect();
+            pods.sort_by(|a, b| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+                    .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+            });
+            ReplicaSetView {
+                replica_set: rs,
+                status: replica_set_health(rs),
+                roles: rollout
+                    .map(|ro| replica_set_roles(ro, rs))
+                    .unwrap_or_default(),
+                revision: revision_of(&rs.metadata),
+                pods,
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| {
+        b.revision.cmp(&a.revision).then_with(|| {
+            a.replica_set
+                .metadata
+                .name
+                .cmp(&b.replica_set.metadata.name)
+        })
+    });
+    views
+}
+
+fn owned_analysis_runs<'a>(
+    owner_uid: Option<&str>,
+    objects: &'a RolloutObjects,
+) -> Vec<&'a AnalysisRun> {
+    let mut runs: Vec<&AnalysisRun> = objects
+        .analysis_runs
+        .iter()
+        .filter(|run| is_owned_by(&run.metadata, owner_uid))
+        .collect();
+    runs.sort_by(|a, b| {
+        revision_of(&b.metadata)
+            .cmp(&revision_of(&a.metadata))
+            .then_with(|| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+            })
+            .then_with(|| b.metadata.name.cmp(&a.metadata.name))
+    });
+    runs
+}
+
+/// Images with their tags, sorted by image, as Argo's `Images`.
+fn images(
+    rollout_sets: &[ReplicaSetView<'_>],
+    experiment_sets: &[ReplicaSetView<'_>],
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut images: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for view in rollout_sets.iter().filter(|view| view.replicas() > 0) {
+        for image in view.images() {
+            let tags = images.entry(image).or_default();
+            tags.extend(view.roles.tags().into_iter().map(str::to_owned));
+        }
+    }
+    for view in experiment_sets.iter().filter(|view| view.replicas() > 0) {
+        let template = annotation(&view.replica_set.metadata, EXPERIMENT_TEMPLATE);
+        for image in view.images() {
+            let tags = images.entry(image).or_default();
+            if let Some(template) = template.filter(|name| !name.is_empty()) {
+                tags.insert(format!("Σ:{template}"));
+            }
+        }
+    }
+    images
+}
+
+/// The `ActualWeight` line (Argo's `NewRolloutInfo`).
+fn actual_weight(rollout: &Rollout, sets: &[ReplicaSetView<'_>], set_weight: i32) -> String {
+    let Some(canary) = rollout.canary() else {
+        return String::new();
+    };
+    let status = rollout.status.clone().unwrap_or_default();
+    let has_current_step =
+        current_step_index(rollout).is_some_and(|index| (index as usize) < canary.steps.len());
+    if !has_current_step {
+        return "100".to_owned();
+    }
+    if status.available_replicas <= 0 {
+        return "0".to_owned();
+    }
+    if canary.traffic_routing.is_none() {
+        return sets
+            .iter()
+            .rev()
+            .find(|view| view.roles.canary)
+            .map_or_else(
+                || "0".to_owned(),
+                |view| (view.available() * 100 / status.available_replicas).to_string(),
+            );
+    }
+    match &status.canary.weights {
+        Some(weights) => weights.canary.weight.to_string(),
+        None => set_weight.to_string(),
+    }
+}
+
+struct TreeWriter<'a> {
+    style: Style,
+    now: Timestamp,
+    objects: &'a RolloutObjects,
+    rows: Vec<Vec<String>>,
+}
+
+fn prefixes(is_last: bool, parent: &str) -> (String, String) {
+    if is_last {
+        (format!("{parent}└──"), format!("{parent}   "))
+    } else {
+        (format!("{parent}├──"), format!("{parent}│  "))
+    }
+}
+
+impl TreeWriter<'_> {
+    fn row(
+        &mut self,
+        name: String,
+        kind: &str,
+        icon: &str,
+        status: &str,
+        age: String,
+        info: String,
+    ) {
+        let icon = self.style.paint(icon, icon_color(icon));
+        self.rows.push(vec![
+            name,
+            kind.to_owned(),
+            format!("{icon} {status}"),
+            age,
+            info,
+        ]);
+    }
+
+    fn replica_set(&mut self, view: &ReplicaSetView<'_>, prefix: &str, child_prefix: &str) {
+        let meta = &view.replica_set.metadata;
+        let mut name = name_of(meta).to_owned();
+        let mut info = Vec::new();
+        for tag in view.roles.tags() {
+            info.push(self.style.paint(tag, tag_color(tag)));
+            name = self.style.paint(name_of(meta), tag_color(tag));
+        }
+        if let Some(Ok(deadline)) =
+            annotation(meta, labels::SCALE_DOWN_DEADLINE).map(str::parse::<Timestamp>)
+        {
+            let delay = if deadline < self.now {
+                "passed".to_owned()
+            } else {
+                human_duration(deadline.duration_since(self.now).as_secs())
+            };
+            info.push(format!("delay:{delay}"));
+        }
+        self.row(
+            format!("{prefix}{} {name}", icons::REPLICA_SET),
+            "ReplicaSet",
+            replica_set_icon(view.status),
+            view.status,
+            age(meta, self.now),
+            info.join(","),
+        );
+        for (index, pod) in view.pods.iter().enumerate() {
+            let (pod_prefix, _) = prefixes(index + 1 == view.pods.len(), child_prefix);
+            let (status, ready, restarts) = pod_status(pod);
+            let mut info = format!("ready:{ready}");
+            if restarts > 0 {
+                info.push_str(&format!(",restarts:{restarts}"));
+            }
+            self.row(
+                format!("{pod_prefix}{} {}", icons::POD, name_of(&pod.metadata)),
+                "Pod",
+                pod_icon(&status),
+                &status,
+                age(&pod.metadata, self.now),
+                info,
+            );
+        }
+    }
+
+    fn analysis_run(&mut self, run: &AnalysisRun, prefix: &str, child_prefix: &str) {
+        let status = run.status.clone().unwrap_or_default();
+        let style = self.style;
+        let counts = |successful: i32, failed: i32, inconclusive: i32, error: i32| {
+            [
+                (icons::OK, successful),
+                (icons::BAD, failed),
+                (icons::UNKNOWN, inconclusive),
+                (icons::WARNING, error),
+            ]
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(icon, count)| format!("{} {count}", style.paint(icon, icon_color(icon))))
+            .collect::<Vec<_>>()
+        };
+        let totals = status.metric_results.iter().fold((0, 0, 0, 0), |acc, m| {
+            (
+                acc.0 + m.successful,
+                acc.1 + m.failed,
+                acc.2 + m.inconclusive,
+                acc.3 + m.error,
+            )
+        });
+        let name = self
+            .style
+            .paint(name_of(&run.metadata), analysis_name_color(status.phase));
+        self.row(
+            format!("{prefix}{} {name}", icons::ANALYSIS_RUN),
+            "AnalysisRun",
+            analysis_icon(status.phase),
+            status.phase.map_or("", AnalysisPhase::as_str),
+            age(&run.metadata, self.now),
+            counts(totals.0, totals.1, totals.2, totals.3).join(","),
+        );
+        for (index, metric) in status.metric_results.iter().enumerate() {
+            let (metric_prefix, metric_child_prefix) =
+                prefixes(index + 1 == status.metric_results.len(), child_prefix);
+            let mut info = Vec::new();
+            if let Some(value) = metric
+                .measurements
+                .iter()
+                .rev()
+                .find_map(|measurement| measurement.value.as_deref())
+            {
+                info.push(format!("last:{value}"));
+            }
+            info.extend(counts(
+                metric.successful,
+                metric.failed,
+                metric.inconclusive,
+                metric.error,
+            ));
+            self.row(
+                format!("{metric_prefix}{} {}", icons::METRIC, metric.name),
+                "Metric",
+                analysis_icon(metric.phase),
+                metric.phase.map_or("", AnalysisPhase::as_str),
+                String::new(),
+                info.join(","),
+            );
+            let jobs: Vec<_> = metric
+                .measurements
+                .iter()
+                .filter_map(|m| m.metadata.get(JOB_NAME).map(|job| (job, m)))
+                .collect();
+            for (job_index, (job, measurement)) in jobs.iter().enumerate() {
+                let (job_prefix, _) = prefixes(job_index + 1 == jobs.len(), &metric_child_prefix);
+                let job_age = measurement
+                    .started_at
+                    .as_ref()
+                    .map(|Time(started)| {
+                        human_duration(self.now.duration_since(*started).as_secs())
+                    })
+                    .unwrap_or_default();
+                let job_name = self
+                    .style
+                    .paint(job, analysis_name_color(measurement.phase));
+                self.row(
+                    format!("{job_prefix}{} {job_name}", icons::JOB),
+                    "Job",
+                    analysis_icon(measurement.phase),
+                    measurement.phase.map_or("", AnalysisPhase::as_str),
+                    job_age,
+                    String::new(),
+                );
+            }
+        }
+    }
+
+    fn experiment(&mut self, experiment: &Experiment, prefix: &str, child_prefix: &str) {
+        let status = experiment.status.clone().unwrap_or_default();
+        let uid = experiment.metadata.uid.as_deref();
+        let sets = replica_set_views(uid, None, self.objects);
+        let runs = owned_analysis_runs(uid, self.objects);
+        let name = self.style.paint(
+            name_of(&experiment.metadata),
+            analysis_name_color(status.phase),
+        );
+        self.row(
+            format!("{prefix}{} {name}", icons::EXPERIMENT),
+            "Experiment",
+            analysis_icon(status.phase),
+            status.phase.map_or("", AnalysisPhase::as_str),
+            age(&experiment.metadata, self.now),
+            String::new(),
+        );
+        let total = sets.len() + runs.len();
+        for (index, view) in sets.iter().enumerate() {
+            let (p, c) = prefixes(index + 1 == total, child_prefix);
+            self.replica_set(view, &p, &c);
+        }
+        for (index, run) in runs.iter().enumerate() {
+            let (p, c) = prefixes(sets.len() + index + 1 == total, child_prefix);
+            self.analysis_run(run, &p, &c);
+        }
+    }
+}
+
+/// Renders `get rollout`: the header (name, namespace, status, strategy, step and weights,
+/// images, replica counts), a blank line, then the tree with columns NAME, KIND, STATUS, AGE and
+/// INFO. Ages are computed against `now`; `style` decides whether ANSI colours are used.
+pub fn render_rollout(objects: &RolloutObjects, now: Timestamp, style: Style) -> String {
+    let rollout = &objects.rollout;
+    let status = rollout.status.clone().unwrap_or_default();
+    let uid = rollout.metadata.uid.as_deref();
+    let rollout_sets = replica_set_views(uid, Some(rollout), objects);
+    let runs = owned_analysis_runs(uid, objects);
+    let mut experiments: Vec<&Experiment> = objects
+        .experiments
+        .iter()
+        .filter(|experiment| is_owned_by(&experiment.metadata, uid))
+        .collect();
+    experiments.sort_by(|a, b| {
+        revision_of(&b.metadata)
+            .cmp(&revision_of(&a.metadata))
+            .then_with(|| {
+                a.metadata
+                    .creation_timestamp
+                    .cmp(&b.metadata.creation_timestamp)
+            })
+            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    });
+    let experiment_sets: Vec<ReplicaSetView<'_>> = experiments
+        .iter()
+        .flat_map(|experiment| replica_set_views(experiment.metadata.uid.as_deref(), None, objects))
+        .collect();
+
+    let (phase, message) = rollout_phase(rollout);
+    let icon = rollout_icon(phase);
+    let painted_icon = style.paint(icon, icon_color(icon));
+    let mut out = String::new();
+    let mut line = |label: &str, value: &str| {
+        out.push_str(format!("{label:<17}{value}").trim_end());
+        out.push('\n');
+    };
+    line("Name:", name_of(&rollout.metadata));
+    line(
+        "Namespace:",
+        rollout.metadata.namespace.as_deref().unwrap_or(""),
+    );
+    line("Status:", &format!("{painted_icon} {}", phase.as_str()));
+    if !message.is_empty() {
+        line("Message:", &message);
+    }
+    if rollout.canary().is_some() {
+        let weight = set_weight(rollout);
+        line("Strategy:", "Canary");
+        line("  Step:", &step_text(rollout).unwrap_or_default());
+        line("  SetWeight:", &weight.to_string());
+        line(
+            "  ActualWeight:",
+            &actual_weight(rollout, &rollout_sets, weight),
+        );
+    } else if rollout.blue_green().is_some() {
+        line("Strategy:", "BlueGreen");
+    } else {
+        line("Strategy:", "");
+    }
+    for (index, (image, tags)) in images(&rollout_sets, &experiment_sets).iter().enumerate() {
+        let label = if index == 0 { "Images:" } else { "" };
+        let text = if tags.is_empty() {
+            image.clone()
+        } else {
+            let tags: Vec<String> = tags
+                .iter()
+                .map(|tag| style.paint(tag, tag_color(tag)))
+                .collect();
+            format!("{image} ({})", tags.join(", "))
+        };
+        line(label, &text);
+    }
+    line("Replicas:", "");
+    line("  Desired:", &rollout.replicas().to_string());
+    line("  Current:", &status.replicas.to_string());
+    line("  Updated:", &status.updated_replicas.to_string());
+    line("  Ready:", &status.ready_replicas.to_string());
+    line("  Available:", &status.available_replicas.to_string());
+    out.push('\n');
+
+    let mut tree = TreeWriter {
+        style,
+        now,
+        objects,
+        rows: vec![
+            ["NAME", "KIND", "STATUS", "AGE", "INFO"]
+                .map(str::to_owned)
+                .to_vec(),
+        ],
+    };
+    tree.row(
+        format!("{} {}", icons::ROLLOUT, name_of(&rollout.metadata)),
+        "Rollout",
+        icon,
+        phase.as_str(),
+        age(&rollout.metadata, now),
+        String::new(),
+    );
+    let revisions: BTreeSet<i64> = rollout_sets
+        .iter()
+        .map(|view| view.revision)
+        .chain(experiments.iter().map(|e| revision_of(&e.metadata)))
+        .chain(runs.iter().map(|run| revision_of(&run.metadata)))
+        .collect();
+    for (index, revision) in revisions.iter().rev().enumerate() {
+        let (prefix, child_prefix) = prefixes(index + 1 == revisions.len(), "");
+        let mut revision_row = vec![String::new(); 5];
+        revision_row[0] = format!("{prefix}{} revision:{revision}", icons::REVISION);
+        tree.rows.push(revision_row);
+        let sets: Vec<_> = rollout_sets
+            .iter()
+            .filter(|view| view.revision == *revision)
+            .collect();
+        let revision_experiments: Vec<_> = experiments
+            .iter()
+            .filter(|e| revision_of(&e.metadata) == *revision)
+            .collect();
+        let revision_runs: Vec<_> = runs
+            .iter()
+            .filter(|run| revision_of(&run.metadata) == *revision)
+            .collect();
+        let total = sets.len() + revision_experiments.len() + revision_runs.len();
+        let mut current = 0;
+        for view in sets {
+            current += 1;
+            let (p, c) = prefixes(current == total, &child_prefix);
+            tree.replica_set(view, &p, &c);
+        }
+        for experiment in revision_experiments {
+            current += 1;
+            let (p, c) = prefixes(current == total, &child_prefix);
+            tree.experiment(experiment, &p, &c);
+        }
+        for run in revision_runs {
+            current += 1;
+            let (p, c) = prefixes(current == total, &child_prefix);
+            tree.analysis_run(run, &p, &c);
+        }
+    }
+    out.push_str(&align_columns(&tree.rows, 2));
+    out
+}
