@@ -3,6 +3,7 @@
 //! shared by every test of this binary; each test works in its own namespace.
 
 mod custom_resources;
+mod lifecycle;
 mod rollout_crds;
 mod support;
 mod third_party;
