@@ -10,12 +10,23 @@ const PANIC_TAIL_LINES: usize = 30;
 static LIVE_LOGS: Mutex<Vec<(u64, Vec<PathBuf>)>> = Mutex::new(Vec::new());
 static HOOK: Once = Once::new();
 
-/// The last `lines` lines of `path`, or a note that it cannot be read.
+/// gRPC client chatter the 1.20 apiserver logs at the default verbosity; never informative here.
+const NOISE: [&str; 4] = [
+    "] parsed scheme:",
+    "ccResolverWrapper: sending new addresses",
+    "balancerWrapper: got update addr",
+    "ClientConn switching balancer",
+];
+
+/// The last `lines` informative lines of `path`, or a note that it cannot be read.
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
+            let all: Vec<&str> = text
+                .lines()
+                .filter(|line| !NOISE.iter().any(|noise| line.contains(noise)))
+                .collect();
             all[all.len().saturating_sub(lines)..].join("\n")
         }
         Err(e) => format!("(cannot read {}: {e})", path.display()),
@@ -61,5 +72,22 @@ pub(crate) fn register(id: u64, paths: Vec<PathBuf>) {
 pub(crate) fn unregister(id: u64) {
     if let Ok(mut live) = LIVE_LOGS.lock() {
         live.retain(|(other, _)| *other != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_skips_grpc_chatter_and_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("kube-apiserver.log");
+        let text = "one\nI1122 client.go:360] parsed scheme: \"endpoint\"\ntwo\nthree\n";
+        std::fs::write(&log, text).expect("write");
+        assert_eq!(tail(&log, 2), "two\nthree");
+        assert_eq!(tail(&log, 10), "one\ntwo\nthree");
+        assert!(tail(&dir.path().join("missing.log"), 3).starts_with("(cannot read"));
+        assert!(tails(&[log], 1).contains("last 1 lines of"));
     }
 }
