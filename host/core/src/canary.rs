@@ -801,8 +801,12 @@ fn reconcile_traffic(
         }));
     }
 
-    // Weight verification, while a setWeight step waits for it.
+    // Weight verification, while a setWeight step waits for it; otherwise the last result
+    // stands for as long as the weights do.
     let mut weights = weights;
+    if !weight_changed && !hashes_changed {
+        weights.verified = previous_weights.and_then(|weights| weights.verified);
+    }
     let mut pending = false;
     let verify = !aborted
         && !promoted
