@@ -69,3 +69,52 @@ pub fn render_rollout_list(rollouts: &[Rollout], with_namespace: bool) -> String
     }
     align_columns(&rows, 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::{blue_green_rollout, canary_rollout};
+
+    fn rollouts() -> Vec<Rollout> {
+        let paused = canary_rollout(
+            json!({}),
+            json!({"phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 1,
+                   "replicas": 5, "updatedReplicas": 1, "readyReplicas": 5, "availableReplicas": 5}),
+        );
+        let mut elsewhere = canary_rollout(
+            json!({"replicas": 12}),
+            json!({"phase": "Degraded", "message": "RolloutAborted", "abort": true, "currentStepIndex": 0,
+                   "replicas": 12, "readyReplicas": 11, "availableReplicas": 11}),
+        );
+        elsewhere.metadata.name = Some("payments-api".to_owned());
+        elsewhere.metadata.namespace = Some("billing".to_owned());
+        let blue_green = blue_green_rollout(json!({"phase": "Healthy", "replicas": 2,
+            "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}));
+        vec![paused, blue_green, elsewhere]
+    }
+
+    #[test]
+    fn the_list_has_argos_columns() {
+        assert_eq!(
+            render_rollout_list(&rollouts()[..2], false),
+            r#"NAME        STRATEGY   STATUS        STEP  SET-WEIGHT  READY  DESIRED  UP-TO-DATE  AVAILABLE
+checkout    BlueGreen  Healthy       -     -           2/2    2        2           2
+guestbook   Canary     Paused        1/4   20          5/5    5        1           5
+"#
+        );
+    }
+
+    #[test]
+    fn all_namespaces_adds_the_namespace_column() {
+        assert_eq!(
+            render_rollout_list(&rollouts(), true),
+            r#"NAMESPACE  NAME          STRATEGY   STATUS        STEP  SET-WEIGHT  READY  DESIRED  UP-TO-DATE  AVAILABLE
+billing    payments-api  Canary     Degraded      0/4   0           11/12  12       0           11
+shop       checkout      BlueGreen  Healthy       -     -           2/2    2        2           2
+shop       guestbook     Canary     Paused        1/4   20          5/5    5        1           5
+"#
+        );
+    }
+}

@@ -5,6 +5,8 @@
 
 mod commands;
 mod crds;
+#[cfg(test)]
+mod fixtures;
 mod kube_context;
 mod lint;
 mod list_view;

@@ -326,3 +326,297 @@ pub fn set_image(object: &Value, container: &str, image: &str) -> Result<Value, 
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fixtures::{blue_green_rollout, canary_rollout, replica_set};
+
+    /// Parses one of Argo's patch constants (`cmd/*/*.go`), verbatim.
+    fn argo(text: &str) -> Value {
+        serde_json::from_str(text).expect("Argo's patch is JSON")
+    }
+
+    fn inconclusive_status(step: i32) -> Value {
+        json!({
+            "currentStepIndex": step,
+            "controllerPause": true,
+            "pauseConditions": [{"reason": "InconclusiveAnalysisRun", "startTime": "2025-03-01T11:00:00Z"}],
+            "canary": {"currentStepAnalysisRunStatus": {"name": "guestbook-2-2", "status": "Inconclusive"}}
+        })
+    }
+
+    #[test]
+    fn promote_a_inconclusive_step_clears_the_controller_pause_and_moves_on() {
+        let rollout = canary_rollout(json!({}), inconclusive_status(2));
+        assert_eq!(
+            promote_patches(&rollout, false),
+            Patches {
+                spec: None,
+                status: Some(argo(
+                    r#"{"status":{"pauseConditions":null, "controllerPause":false, "currentStepIndex":3}}"#
+                )),
+            }
+        );
+        let paused = canary_rollout(json!({"paused": true}), inconclusive_status(2));
+        assert_eq!(
+            promote_patches(&paused, false).spec,
+            Some(argo(r#"{"spec":{"paused":false}}"#))
+        );
+    }
+
+    #[test]
+    fn promote_a_needs_the_controller_pause_else_it_is_b() {
+        let mut status = inconclusive_status(2);
+        status["controllerPause"] = json!(false);
+        let rollout = canary_rollout(json!({}), status);
+        assert_eq!(
+            promote_patches(&rollout, false).status,
+            Some(argo(r#"{"status":{"pauseConditions":null}}"#))
+        );
+    }
+
+    #[test]
+    fn promote_b_clears_pause_conditions() {
+        let canary = canary_rollout(
+            json!({}),
+            json!({"currentStepIndex": 1, "controllerPause": true,
+                   "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2025-03-01T11:00:00Z"}]}),
+        );
+        assert_eq!(
+            promote_patches(&canary, false),
+            Patches {
+                spec: None,
+                status: Some(argo(r#"{"status":{"pauseConditions":null}}"#)),
+            }
+        );
+        let blue_green = blue_green_rollout(json!({
+            "controllerPause": true,
+            "pauseConditions": [{"reason": "BlueGreenPause", "startTime": "2025-03-01T11:00:00Z"}]
+        }));
+        assert_eq!(
+            promote_patches(&blue_green, false).status,
+            Some(argo(r#"{"status":{"pauseConditions":null}}"#))
+        );
+    }
+
+    #[test]
+    fn promote_c_skips_the_current_step() {
+        let running_analysis = canary_rollout(json!({}), json!({"currentStepIndex": 2}));
+        assert_eq!(
+            promote_patches(&running_analysis, false),
+            Patches {
+                spec: None,
+                status: Some(argo(
+                    r#"{"status":{"pauseConditions":null, "currentStepIndex":3}}"#
+                )),
+            }
+        );
+        let no_index_yet = canary_rollout(json!({}), json!({}));
+        assert_eq!(
+            promote_patches(&no_index_yet, false).status,
+            Some(argo(
+                r#"{"status":{"pauseConditions":null, "currentStepIndex":1}}"#
+            ))
+        );
+        let all_steps_done = canary_rollout(json!({}), json!({"currentStepIndex": 4}));
+        assert_eq!(
+            promote_patches(&all_steps_done, false).status,
+            Some(argo(
+                r#"{"status":{"pauseConditions":null, "currentStepIndex":4}}"#
+            ))
+        );
+    }
+
+    #[test]
+    fn promote_resumes_a_user_pause_and_sends_nothing_when_there_is_nothing_to_do() {
+        let no_steps = canary_rollout(json!({"strategy": {"canary": {"steps": []}}}), json!({}));
+        assert!(
+            no_steps
+                .canary()
+                .is_some_and(|canary| canary.steps.is_empty())
+        );
+        assert!(promote_patches(&no_steps, false).is_empty());
+        let paused = canary_rollout(
+            json!({"paused": true, "strategy": {"canary": {"steps": []}}}),
+            json!({}),
+        );
+        assert_eq!(
+            promote_patches(&paused, false),
+            Patches {
+                spec: Some(argo(r#"{"spec":{"paused":false}}"#)),
+                status: None,
+            }
+        );
+        assert!(promote_patches(&blue_green_rollout(json!({})), false).is_empty());
+    }
+
+    #[test]
+    fn promote_full_requests_a_full_promotion_only_when_not_fully_promoted() {
+        let updating = canary_rollout(
+            json!({"paused": true}),
+            json!({"currentPodHash": "def456", "stableRS": "abc123", "currentStepIndex": 1}),
+        );
+        assert_eq!(
+            promote_patches(&updating, true),
+            Patches {
+                spec: None,
+                status: Some(argo(r#"{"status":{"promoteFull":true}}"#)),
+            }
+        );
+        let promoted = canary_rollout(
+            json!({}),
+            json!({"currentPodHash": "abc123", "stableRS": "abc123"}),
+        );
+        assert!(promote_patches(&promoted, true).is_empty());
+    }
+
+    #[test]
+    fn the_other_merge_patches_are_argos() {
+        assert_eq!(abort_patch(), argo(r#"{"status":{"abort":true}}"#));
+        assert_eq!(retry_rollout_patch(), argo(r#"{"status":{"abort":false}}"#));
+        assert_eq!(retry_experiment_patch(), argo(r#"{"status":null}"#));
+        assert_eq!(pause_patch(), argo(r#"{"spec":{"paused":true}}"#));
+        assert_eq!(terminate_patch(), argo(r#"{"spec":{"terminate":true}}"#));
+        let at: Timestamp = "2025-03-01T12:00:10.750Z".parse().expect("timestamp");
+        assert_eq!(
+            restart_patch(at),
+            argo("{\n\t\"spec\": {\n\t\t\"restartAt\": \"2025-03-01T12:00:10Z\"\n\t}\n}")
+        );
+    }
+
+    fn history() -> Vec<ReplicaSet> {
+        let foreign = replica_set("other-uid", "other-9", "h9", 9, "other:9", (1, 1), 60);
+        vec![
+            replica_set(
+                "ro-uid",
+                "guestbook-h1",
+                "h1",
+                1,
+                "guestbook:blue",
+                (0, 0),
+                7200,
+            ),
+            replica_set(
+                "ro-uid",
+                "guestbook-h3",
+                "h3",
+                3,
+                "guestbook:yellow",
+                (5, 5),
+                600,
+            ),
+            replica_set(
+                "ro-uid",
+                "guestbook-h2",
+                "h2",
+                2,
+                "guestbook:green",
+                (0, 0),
+                3600,
+            ),
+            foreign,
+        ]
+    }
+
+    fn template(image: &str) -> Value {
+        json!({
+            "metadata": {"labels": {"app": "guestbook"}},
+            "spec": {"containers": [{"name": "web", "image": image}]}
+        })
+    }
+
+    #[test]
+    fn undo_restores_the_previous_revision_without_the_hash_label() {
+        let rollout = canary_rollout(json!({}), json!({}));
+        let current = template("guestbook:yellow");
+        assert_eq!(
+            undo_plan(&rollout, "/spec/template", Some(&current), &history(), None),
+            Ok(UndoPlan::Restore {
+                revision: 2,
+                patch: json!([{"op": "replace", "path": "/spec/template", "value": template("guestbook:green")}]),
+            })
+        );
+        assert_eq!(
+            undo_plan(
+                &rollout,
+                "/spec/template",
+                Some(&current),
+                &history(),
+                Some(1)
+            ),
+            Ok(UndoPlan::Restore {
+                revision: 1,
+                patch: json!([{"op": "replace", "path": "/spec/template", "value": template("guestbook:blue")}]),
+            })
+        );
+    }
+
+    #[test]
+    fn undo_skips_a_revision_the_template_already_matches() {
+        let rollout = canary_rollout(json!({}), json!({}));
+        let current = template("guestbook:yellow");
+        assert_eq!(
+            undo_plan(
+                &rollout,
+                "/spec/template",
+                Some(&current),
+                &history(),
+                Some(3)
+            ),
+            Ok(UndoPlan::AlreadyAtRevision { revision: 3 })
+        );
+    }
+
+    #[test]
+    fn undo_reports_missing_revisions() {
+        let rollout = canary_rollout(json!({}), json!({}));
+        assert_eq!(
+            undo_plan(&rollout, "/spec/template", None, &history(), Some(9)),
+            Err(UndoError::RevisionNotFound(9))
+        );
+        assert_eq!(
+            undo_plan(&rollout, "/spec/template", None, &history()[1..2], None),
+            Err(UndoError::NoPreviousRevision("guestbook".to_owned()))
+        );
+    }
+
+    #[test]
+    fn set_image_updates_named_or_all_containers() {
+        let object = json!({
+            "kind": "Rollout",
+            "spec": {"template": {"spec": {
+                "initContainers": [{"name": "init", "image": "busybox:1"}],
+                "containers": [{"name": "web", "image": "web:1"}, {"name": "sidecar", "image": "proxy:1"}]
+            }}}
+        });
+        let web = set_image(&object, "web", "web:2").expect("web exists");
+        assert_eq!(
+            web["spec"]["template"]["spec"]["containers"][0]["image"],
+            "web:2"
+        );
+        assert_eq!(
+            web["spec"]["template"]["spec"]["containers"][1]["image"],
+            "proxy:1"
+        );
+        assert_eq!(
+            web["spec"]["template"]["spec"]["initContainers"][0]["image"],
+            "busybox:1"
+        );
+        let all = set_image(&object, "*", "debug:1").expect("there are containers");
+        for pointer in [
+            "/spec/template/spec/initContainers/0/image",
+            "/spec/template/spec/containers/0/image",
+            "/spec/template/spec/containers/1/image",
+        ] {
+            assert_eq!(all.pointer(pointer), Some(&json!("debug:1")), "{pointer}");
+        }
+        let missing = set_image(&object, "wbe", "web:2").expect_err("no such container");
+        assert_eq!(
+            missing.to_string(),
+            "unable to find container named \"wbe\"; the containers are init, web, sidecar, or use `*` for all of them"
+        );
+    }
+}

@@ -246,3 +246,107 @@ pub fn replica_set_roles(rollout: &Rollout, replica_set: &ReplicaSet) -> Replica
     }
     roles
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::canary_rollout;
+
+    fn phase(spec: serde_json::Value, status: serde_json::Value) -> (RolloutPhase, String) {
+        rollout_phase(&canary_rollout(spec, status))
+    }
+
+    #[test]
+    fn the_controller_phase_is_shown_once_the_spec_is_observed() {
+        let observed = json!({"phase": "Paused", "message": "CanaryPauseStep", "observedGeneration": "3",
+            "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2025-03-01T11:58:00Z"}]});
+        assert_eq!(
+            phase(json!({}), observed),
+            (RolloutPhase::Paused, "CanaryPauseStep".to_owned())
+        );
+        assert_eq!(
+            phase(
+                json!({}),
+                json!({"phase": "Healthy", "observedGeneration": "2"})
+            ),
+            (
+                RolloutPhase::Progressing,
+                "waiting for rollout spec update to be observed".to_owned()
+            )
+        );
+        assert_eq!(
+            phase(
+                json!({}),
+                json!({"phase": "Paused", "controllerPause": true})
+            ),
+            (
+                RolloutPhase::Progressing,
+                "waiting for rollout to unpause".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_controller_phase_it_is_computed_as_argo_does() {
+        let healthy = json!({"replicas": 5, "updatedReplicas": 5, "availableReplicas": 5,
+            "stableRS": "abc", "currentPodHash": "abc"});
+        assert_eq!(
+            phase(json!({}), healthy.clone()),
+            (RolloutPhase::Healthy, String::new())
+        );
+        assert_eq!(
+            phase(json!({"paused": true}), healthy.clone()),
+            (RolloutPhase::Paused, "manually paused".to_owned())
+        );
+        let mut aborted = healthy.clone();
+        aborted["conditions"] = json!([{"type": "Progressing", "status": "False",
+            "reason": "RolloutAborted", "message": "Rollout aborted update to revision 2"}]);
+        assert_eq!(
+            phase(json!({}), aborted),
+            (
+                RolloutPhase::Degraded,
+                "RolloutAborted: Rollout aborted update to revision 2".to_owned()
+            )
+        );
+        let mut updating = healthy;
+        updating["currentPodHash"] = json!("def");
+        assert_eq!(
+            phase(json!({}), updating),
+            (
+                RolloutPhase::Progressing,
+                "waiting for all steps to complete".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn set_weight_follows_the_last_set_weight_step() {
+        let weight = |status| set_weight(&canary_rollout(json!({}), status));
+        assert_eq!(weight(json!({})), 20);
+        assert_eq!(weight(json!({"currentStepIndex": 2})), 20);
+        assert_eq!(weight(json!({"currentStepIndex": 3})), 60);
+        assert_eq!(weight(json!({"currentStepIndex": 4})), 100);
+        assert_eq!(weight(json!({"currentStepIndex": 3, "abort": true})), 0);
+        let pause_first = canary_rollout(
+            json!({"strategy": {"canary": {"steps": [{"pause": {}}, {"setWeight": 50}]}}}),
+            json!({}),
+        );
+        assert_eq!(set_weight(&pause_first), 0);
+    }
+
+    #[test]
+    fn paused_by_user_needs_spec_paused_and_the_paused_phase() {
+        let paused = canary_rollout(
+            json!({"paused": true}),
+            json!({"phase": "Paused", "message": "manually paused"}),
+        );
+        assert!(is_paused_by_user(&paused));
+        let step_pause = canary_rollout(
+            json!({}),
+            json!({"phase": "Paused", "message": "CanaryPauseStep"}),
+        );
+        assert!(!is_paused_by_user(&step_pause));
+    }
+}

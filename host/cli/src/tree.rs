@@ -782,3 +782,245 @@ pub fn render_rollout(objects: &RolloutObjects, now: Timestamp, style: Style) ->
     out.push_str(&align_columns(&tree.rows, 2));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::{
+        analysis_run, blue_green_rollout, canary_rollout, experiment, now, pod, replica_set,
+    };
+
+    /// A canary paused at its pause step: two revisions, pods, an experiment and analysis runs.
+    fn paused_canary() -> RolloutObjects {
+        let rollout = canary_rollout(
+            json!({}),
+            json!({
+                "phase": "Paused", "message": "CanaryPauseStep", "observedGeneration": "3",
+                "currentStepIndex": 1, "currentPodHash": "5b8c4d", "stableRS": "7d9f6c",
+                "controllerPause": true,
+                "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2025-03-01T11:58:00Z"}],
+                "replicas": 5, "updatedReplicas": 1, "readyReplicas": 5, "availableReplicas": 5
+            }),
+        );
+        let mut old = replica_set(
+            "ro-uid",
+            "guestbook-7d9f6c",
+            "7d9f6c",
+            1,
+            "guestbook:blue",
+            (4, 4),
+            3 * 3600,
+        );
+        old.metadata.annotations.get_or_insert_default().insert(
+            labels::SCALE_DOWN_DEADLINE.to_owned(),
+            "2025-03-01T12:00:30Z".to_owned(),
+        );
+        RolloutObjects {
+            rollout,
+            replica_sets: vec![
+                old,
+                replica_set(
+                    "ro-uid",
+                    "guestbook-5b8c4d",
+                    "5b8c4d",
+                    2,
+                    "guestbook:yellow",
+                    (1, 1),
+                    130,
+                ),
+                replica_set(
+                    "exp-uid-not-used",
+                    "unrelated-1",
+                    "x",
+                    2,
+                    "other:1",
+                    (1, 1),
+                    10,
+                ),
+                replica_set(
+                    "guestbook-exp-uid",
+                    "guestbook-exp-baseline",
+                    "e1",
+                    0,
+                    "guestbook:blue",
+                    (1, 0),
+                    100,
+                ),
+            ],
+            pods: vec![
+                pod("guestbook-7d9f6c", "a1b2c", None, 3 * 3600),
+                pod("guestbook-7d9f6c", "d3e4f", None, 3 * 3600),
+                pod("guestbook-7d9f6c", "g5h6i", None, 3 * 3600 - 30),
+                pod("guestbook-7d9f6c", "j7k8l", None, 3 * 3600 - 60),
+                pod("guestbook-5b8c4d", "m9n0p", None, 125),
+                pod(
+                    "guestbook-exp-baseline",
+                    "q1r2s",
+                    Some("CrashLoopBackOff"),
+                    95,
+                ),
+            ],
+            analysis_runs: vec![
+                analysis_run(
+                    "ro-uid",
+                    "guestbook-5b8c4d-2-0",
+                    2,
+                    json!({
+                        "phase": "Successful",
+                        "metricResults": [{
+                            "name": "success-rate", "phase": "Successful", "count": 3, "successful": 3,
+                            "measurements": [
+                                {"phase": "Successful", "value": "0.97"},
+                                {"phase": "Successful", "value": "0.99"}
+                            ]
+                        }]
+                    }),
+                ),
+                analysis_run(
+                    "ro-uid",
+                    "guestbook-7d9f6c-1-2",
+                    1,
+                    json!({
+                        "phase": "Failed",
+                        "metricResults": [
+                            {"name": "success-rate", "phase": "Failed", "count": 2, "successful": 1, "failed": 1,
+                             "measurements": [{"phase": "Failed", "value": "0.41"}]},
+                            {"name": "smoke", "phase": "Error", "error": 1,
+                             "measurements": [{"phase": "Error", "metadata": {"job-name": "smoke-job-1"}, "startedAt": "2025-03-01T11:59:00Z"}]}
+                        ]
+                    }),
+                ),
+            ],
+            experiments: vec![experiment("ro-uid", "guestbook-exp", 2, "Running")],
+        }
+    }
+
+    #[test]
+    fn a_paused_canary_renders_like_argo() {
+        let rendered = render_rollout(&paused_canary(), now(), Style::Plain);
+        assert_eq!(
+            rendered,
+            r#"Name:            guestbook
+Namespace:       shop
+Status:          ॥ Paused
+Message:         CanaryPauseStep
+Strategy:        Canary
+  Step:          1/4
+  SetWeight:     20
+  ActualWeight:  20
+Images:          guestbook:blue (stable)
+                 guestbook:yellow (canary)
+Replicas:
+  Desired:       5
+  Current:       5
+  Updated:       1
+  Ready:         5
+  Available:     5
+
+NAME                                        KIND         STATUS              AGE    INFO
+⟳ guestbook                                 Rollout      ॥ Paused            3h
+├──# revision:2
+│  ├──⧉ guestbook-5b8c4d                    ReplicaSet   ✔ Healthy           2m10s  canary
+│  │  └──□ guestbook-5b8c4d-m9n0p           Pod          ✔ Running           2m5s   ready:1/1
+│  ├──Σ guestbook-exp                       Experiment   ◌ Running           2m
+│  │  └──⧉ guestbook-exp-baseline           ReplicaSet   ◌ Progressing       100s
+│  │     └──□ guestbook-exp-baseline-q1r2s  Pod          ✖ CrashLoopBackOff  95s    ready:0/1,restarts:3
+│  └──α guestbook-5b8c4d-2-0                AnalysisRun  ✔ Successful        5m     ✔ 3
+│     └──⊙ success-rate                     Metric       ✔ Successful               last:0.99,✔ 3
+└──# revision:1
+   ├──⧉ guestbook-7d9f6c                    ReplicaSet   ✔ Healthy           3h     stable,delay:30s
+   │  ├──□ guestbook-7d9f6c-a1b2c           Pod          ✔ Running           3h     ready:1/1
+   │  ├──□ guestbook-7d9f6c-d3e4f           Pod          ✔ Running           3h     ready:1/1
+   │  ├──□ guestbook-7d9f6c-g5h6i           Pod          ✔ Running           179m   ready:1/1
+   │  └──□ guestbook-7d9f6c-j7k8l           Pod          ✔ Running           179m   ready:1/1
+   └──α guestbook-7d9f6c-1-2                AnalysisRun  ✖ Failed            5m     ✔ 1,✖ 1,⚠ 1
+      ├──⊙ success-rate                     Metric       ✖ Failed                   last:0.41,✔ 1,✖ 1
+      └──⊙ smoke                            Metric       ⚠ Error                    ⚠ 1
+         └──⊞ smoke-job-1                   Job          ⚠ Error             60s
+"#
+        );
+    }
+
+    #[test]
+    fn a_blue_green_preview_renders_like_argo() {
+        let rollout = blue_green_rollout(json!({
+            "phase": "Paused", "message": "BlueGreenPause", "currentPodHash": "new2", "stableRS": "old1",
+            "blueGreen": {"activeSelector": "old1", "previewSelector": "new2"},
+            "replicas": 4, "updatedReplicas": 2, "readyReplicas": 4, "availableReplicas": 4
+        }));
+        let objects = RolloutObjects {
+            rollout,
+            replica_sets: vec![
+                replica_set(
+                    "bg-uid",
+                    "checkout-old1",
+                    "old1",
+                    1,
+                    "checkout:1",
+                    (2, 2),
+                    86400,
+                ),
+                replica_set(
+                    "bg-uid",
+                    "checkout-new2",
+                    "new2",
+                    2,
+                    "checkout:2",
+                    (2, 2),
+                    600,
+                ),
+            ],
+            ..RolloutObjects::default()
+        };
+        let rendered = render_rollout(&objects, now(), Style::Plain);
+        assert_eq!(
+            rendered,
+            r#"Name:            checkout
+Namespace:       shop
+Status:          ॥ Paused
+Message:         BlueGreenPause
+Strategy:        BlueGreen
+Images:          checkout:1 (active, stable)
+                 checkout:2 (preview)
+Replicas:
+  Desired:       2
+  Current:       4
+  Updated:       2
+  Ready:         4
+  Available:     4
+
+NAME                   KIND        STATUS     AGE  INFO
+⟳ checkout             Rollout     ॥ Paused   24h
+├──# revision:2
+│  └──⧉ checkout-new2  ReplicaSet  ✔ Healthy  10m  preview
+└──# revision:1
+   └──⧉ checkout-old1  ReplicaSet  ✔ Healthy  24h  stable,active
+"#
+        );
+    }
+
+    #[test]
+    fn colours_are_added_only_in_colored_style() {
+        let plain = render_rollout(&paused_canary(), now(), Style::Plain);
+        let colored = render_rollout(&paused_canary(), now(), Style::Colored);
+        assert!(!plain.contains('\x1b'));
+        assert!(colored.contains("\x1b[33mcanary\x1b[0m"));
+        assert!(colored.contains("\x1b[32m✔\x1b[0m Healthy"));
+        let strip = |text: &str| {
+            let mut out = String::new();
+            let mut in_escape = false;
+            for c in text.chars() {
+                match (in_escape, c) {
+                    (false, '\x1b') => in_escape = true,
+                    (true, c) if c.is_ascii_alphabetic() => in_escape = false,
+                    (true, _) => {}
+                    (false, c) => out.push(c),
+                }
+            }
+            out
+        };
+        assert_eq!(strip(&colored), plain);
+    }
+}
