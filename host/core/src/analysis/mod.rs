@@ -13,7 +13,7 @@
 //!    [`redact_secrets`] hides secret values from its message.
 //! 3. [`record_and_assess`]`(run, reports, now)` → [`RunOutcome`]: counters updated
 //!    ([`record_measurement`]), each metric and the run assessed ([`assess_metric`], worst-of
-//!    order [`phase_severity`]), dry runs summarised apart, fast-fail, `spec.terminate`,
+//!    order [`phase_severity`]), dry runs summarised apart, fast fail, `spec.terminate`,
 //!    retention trimmed (call the provider's garbage-collect for each [`GarbageCollection`]),
 //!    events to emit, and when to reconcile again.
 //! 4. The controller writes `outcome.status` and requeues after `outcome.requeue_after`.
@@ -37,6 +37,23 @@
 //!   twice through composition counts once.
 //! - **A metric that reaches its count without `consecutiveSuccessLimit` successes in a row**
 //!   explains itself in the run's message (Argo only logs it).
+//!
+//! [`reconcile_run`]: crate::analysis::reconcile_run
+//! [`RunDecision`]: crate::analysis::RunDecision
+//! [`MeasurementTask::resolve_metric`]: crate::analysis::MeasurementTask::resolve_metric
+//! [`secret_arguments`]: crate::analysis::secret_arguments
+//! [`MeasurementTask::provider_failure`]: crate::analysis::MeasurementTask::provider_failure
+//! [`redact_secrets`]: crate::analysis::redact_secrets
+//! [`record_and_assess`]: crate::analysis::record_and_assess
+//! [`RunOutcome`]: crate::analysis::RunOutcome
+//! [`record_measurement`]: crate::analysis::record_measurement
+//! [`assess_metric`]: crate::analysis::assess_metric
+//! [`phase_severity`]: crate::analysis::phase_severity
+//! [`GarbageCollection`]: crate::analysis::GarbageCollection
+//! [`build_run_spec`]: crate::analysis::build_run_spec
+//! [`build_rollout_args`]: crate::analysis::build_rollout_args
+//! [`merge_args`]: crate::analysis::merge_args
+//! [`resolve_metrics`]: crate::analysis::resolve_metrics
 
 mod args;
 mod assess;
