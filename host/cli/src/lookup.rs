@@ -40,13 +40,20 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
     let kind = K::kind(&());
-    match api.get_opt(name).await {
-        Ok(Some(object)) => Ok(object),
-        Ok(None) => {
+    let found = match api.get_opt(name).await {
+        Ok(found) => found,
+        // A missing API answers 404 too (with a plain-text body): listing tells the two apart.
+        Err(error) if is_not_found(&error) => None,
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!("reading {kind} \"{name}\"")));
+        }
+    };
+    match found {
+        Some(object) => Ok(object),
+        None => {
             let existing = names(api).await?;
             anyhow::bail!(not_found_message(&kind, name, namespace, &existing))
         }
-        Err(error) => Err(anyhow::Error::new(error).context(format!("reading {kind} \"{name}\""))),
     }
 }
 
