@@ -36,6 +36,8 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 /// Adjusts a derived CRD to what every supported API server accepts:
 /// - no schema `default`s, so the API server never rewrites users' objects (Argo's CRDs have
 ///   none either; Sluice applies defaults in code);
+/// - int-or-string fields also list their two types in `anyOf`, which older API servers need to
+///   publish the OpenAPI model;
 /// - Argo's `argoproj` category, so `kubectl get argoproj` lists every Sluice object.
 fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     crd.spec.names.categories = Some(vec!["argoproj".to_string()]);
@@ -45,6 +47,7 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
         {
             let mut value = serde_json::to_value(&*schema).expect("schemas serialize");
             strip_defaults(&mut value);
+            spell_out_int_or_string(&mut value);
             *schema = serde_json::from_value(value).expect("schemas deserialize");
         }
     }
@@ -58,6 +61,22 @@ fn strip_defaults(value: &mut Value) {
             map.values_mut().for_each(strip_defaults);
         }
         Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+        _ => {}
+    }
+}
+
+fn spell_out_int_or_string(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+                map.insert(
+                    "anyOf".to_string(),
+                    serde_json::json!([{"type": "integer"}, {"type": "string"}]),
+                );
+            }
+            map.values_mut().for_each(spell_out_int_or_string);
+        }
+        Value::Array(items) => items.iter_mut().for_each(spell_out_int_or_string),
         _ => {}
     }
 }

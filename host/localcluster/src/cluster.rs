@@ -444,7 +444,8 @@ fn scratch_root() -> PathBuf {
     }
 }
 
-fn free_port() -> Result<u16, Error> {
+/// A free TCP port on 127.0.0.1.
+pub(crate) fn free_port() -> Result<u16, Error> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -20,6 +20,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A helper program (such as Prometheus) is not installed.
+    #[error("{name} not found at {}: {hint}", path.display())]
+    ToolMissing {
+        /// The program's name.
+        name: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// How to install it.
+        hint: &'static str,
+    },
+
     /// An I/O operation failed.
     #[error("{context}: {source}")]
     Io {

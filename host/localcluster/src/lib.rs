@@ -25,13 +25,18 @@ mod binaries;
 mod cluster;
 mod crds;
 mod error;
+pub mod exporter;
+mod http;
 pub mod kubelet;
 mod logs;
 mod pki;
 mod process;
+pub mod prometheus;
 
 pub use binaries::{BIN_DIR_ENV, Binaries, ETCD_ENV, default_bin_dir};
 pub use cluster::{KEEP_DIR_ENV, LocalCluster, Options, TestNamespace};
 pub use crds::{install_crd_yaml, install_crds_from_dir, workspace_crd_dirs};
 pub use error::Error;
+pub use exporter::MetricsExporter;
 pub use kubelet::{KubeletConfig, Simulation};
+pub use prometheus::LocalPrometheus;
