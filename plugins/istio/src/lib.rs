@@ -1,0 +1,1 @@
+//! Istio traffic router: VirtualService route weights and DestinationRule subsets.

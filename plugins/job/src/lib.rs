@@ -1,0 +1,1 @@
+//! Job metric provider: a Kubernetes Job whose outcome is the measurement.

@@ -1,0 +1,1 @@
+//! NGINX Ingress traffic router: owns a canary Ingress with canary-weight annotations.

@@ -1,0 +1,1 @@
+//! Prometheus metric provider: instant and range queries.

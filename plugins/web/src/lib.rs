@@ -1,0 +1,1 @@
+//! Web metric provider: an HTTP request whose JSON response is evaluated.
