@@ -2,7 +2,10 @@
 //! observed state, makes pods ready on demand, moves time, and applies the status patches the
 //! CLI writes (promote, abort, retry, promote --full).
 
-#![allow(dead_code, reason = "each scenario file uses a different subset of the simulator")]
+#![allow(
+    dead_code,
+    reason = "each scenario file uses a different subset of the simulator"
+)]
 
 use std::collections::BTreeMap;
 
@@ -63,11 +66,17 @@ pub fn rollout(replicas: i32, strategy: RolloutStrategy) -> Rollout {
 }
 
 pub fn weight(weight: i32) -> CanaryStep {
-    CanaryStep { set_weight: Some(weight), ..CanaryStep::default() }
+    CanaryStep {
+        set_weight: Some(weight),
+        ..CanaryStep::default()
+    }
 }
 
 pub fn pause_forever() -> CanaryStep {
-    CanaryStep { pause: Some(RolloutPause::default()), ..CanaryStep::default() }
+    CanaryStep {
+        pause: Some(RolloutPause::default()),
+        ..CanaryStep::default()
+    }
 }
 
 pub fn pause_seconds(seconds: i32) -> CanaryStep {
@@ -90,12 +99,18 @@ pub fn analysis(template_name: &str) -> RolloutAnalysis {
 }
 
 pub fn analysis_step(template_name: &str) -> CanaryStep {
-    CanaryStep { analysis: Some(analysis(template_name)), ..CanaryStep::default() }
+    CanaryStep {
+        analysis: Some(analysis(template_name)),
+        ..CanaryStep::default()
+    }
 }
 
 pub fn basic_canary(steps: Vec<CanaryStep>) -> RolloutStrategy {
     RolloutStrategy {
-        canary: Some(CanaryStrategy { steps, ..CanaryStrategy::default() }),
+        canary: Some(CanaryStrategy {
+            steps,
+            ..CanaryStrategy::default()
+        }),
         blue_green: None,
     }
 }
@@ -107,7 +122,10 @@ pub fn routed_canary(steps: Vec<CanaryStep>) -> RolloutStrategy {
             canary_service: Some("demo-canary".into()),
             stable_service: Some("demo-stable".into()),
             traffic_routing: Some(RolloutTrafficRouting {
-                plugins: Some(BTreeMap::from([("sluice/test".to_string(), serde_json::json!({}))])),
+                plugins: Some(BTreeMap::from([(
+                    "sluice/test".to_string(),
+                    serde_json::json!({}),
+                )])),
                 ..RolloutTrafficRouting::default()
             }),
             ..CanaryStrategy::default()
@@ -117,7 +135,10 @@ pub fn routed_canary(steps: Vec<CanaryStep>) -> RolloutStrategy {
 }
 
 pub fn blue_green(strategy: BlueGreenStrategy) -> RolloutStrategy {
-    RolloutStrategy { canary: None, blue_green: Some(strategy) }
+    RolloutStrategy {
+        canary: None,
+        blue_green: Some(strategy),
+    }
 }
 
 /// The simulated cluster around one Rollout.
@@ -134,18 +155,34 @@ impl Sim {
     pub fn new(rollout: Rollout) -> Self {
         let mut services = Vec::new();
         if let Some(canary) = rollout.canary() {
-            for name in [&canary.canary_service, &canary.stable_service].into_iter().flatten() {
-                services.push(ObservedService { name: name.clone(), ..ObservedService::default() });
+            for name in [&canary.canary_service, &canary.stable_service]
+                .into_iter()
+                .flatten()
+            {
+                services.push(ObservedService {
+                    name: name.clone(),
+                    ..ObservedService::default()
+                });
             }
         }
         if let Some(blue_green) = rollout.blue_green() {
-            services.push(ObservedService { name: blue_green.active_service.clone(), ..ObservedService::default() });
+            services.push(ObservedService {
+                name: blue_green.active_service.clone(),
+                ..ObservedService::default()
+            });
             if let Some(preview) = &blue_green.preview_service {
-                services.push(ObservedService { name: preview.clone(), ..ObservedService::default() });
+                services.push(ObservedService {
+                    name: preview.clone(),
+                    ..ObservedService::default()
+                });
             }
         }
         Self {
-            observed: Observed { rollout, services, ..Observed::default() },
+            observed: Observed {
+                rollout,
+                services,
+                ..Observed::default()
+            },
             now: start_time(),
             router_weight: 0,
             plans: Vec::new(),
@@ -153,7 +190,11 @@ impl Sim {
     }
 
     pub fn status(&self) -> &RolloutStatus {
-        self.observed.rollout.status.as_ref().expect("status written")
+        self.observed
+            .rollout
+            .status
+            .as_ref()
+            .expect("status written")
     }
 
     /// Plans once and executes the plan.
@@ -183,11 +224,14 @@ impl Sim {
             }
             self.advance(1);
         }
-        panic!("condition not reached after {limit} reconciles; status: {:#?}", self.observed.rollout.status);
+        panic!(
+            "condition not reached after {limit} reconciles; status: {:#?}",
+            self.observed.rollout.status
+        );
     }
 
     pub fn advance(&mut self, seconds: i64) {
-        self.now = self.now + SignedDuration::from_secs(seconds);
+        self.now += SignedDuration::from_secs(seconds);
     }
 
     pub fn make_pods_ready(&mut self) {
@@ -201,22 +245,32 @@ impl Sim {
     pub fn apply(&mut self, plan: &Plan) {
         for action in &plan.actions {
             match action {
-                Action::CreateReplicaSet(new) => self.observed.replica_sets.push(ObservedReplicaSet {
-                    name: new.name.clone(),
-                    pod_template_hash: new.pod_template_hash.clone(),
-                    revision: new.revision,
-                    template: new.template.clone(),
-                    spec_replicas: new.replicas,
-                    created_at: self.now,
-                    ..ObservedReplicaSet::default()
-                }),
-                Action::ScaleReplicaSet { name, to, .. } => self.replica_set(name).spec_replicas = *to,
-                Action::SetReplicaSetRevision { name, revision } => self.replica_set(name).revision = *revision,
+                Action::CreateReplicaSet(new) => {
+                    self.observed.replica_sets.push(ObservedReplicaSet {
+                        name: new.name.clone(),
+                        pod_template_hash: new.pod_template_hash.clone(),
+                        revision: new.revision,
+                        template: new.template.clone(),
+                        spec_replicas: new.replicas,
+                        created_at: self.now,
+                        ..ObservedReplicaSet::default()
+                    })
+                }
+                Action::ScaleReplicaSet { name, to, .. } => {
+                    self.replica_set(name).spec_replicas = *to
+                }
+                Action::SetReplicaSetRevision { name, revision } => {
+                    self.replica_set(name).revision = *revision
+                }
                 Action::SetScaleDownDeadline { name, deadline } => {
                     self.replica_set(name).scale_down_deadline = Some(*deadline);
                 }
-                Action::RemoveScaleDownDeadline { name } => self.replica_set(name).scale_down_deadline = None,
-                Action::DeleteReplicaSet { name } => self.observed.replica_sets.retain(|rs| rs.name != *name),
+                Action::RemoveScaleDownDeadline { name } => {
+                    self.replica_set(name).scale_down_deadline = None
+                }
+                Action::DeleteReplicaSet { name } => {
+                    self.observed.replica_sets.retain(|rs| rs.name != *name)
+                }
                 Action::SetRolloutRevision { revision } => {
                     self.observed
                         .rollout
@@ -225,7 +279,10 @@ impl Sim {
                         .get_or_insert_with(BTreeMap::new)
                         .insert(labels::REVISION.to_string(), revision.to_string());
                 }
-                Action::SetServiceSelector { service, pod_template_hash } => {
+                Action::SetServiceSelector {
+                    service,
+                    pod_template_hash,
+                } => {
                     let service = self
                         .observed
                         .services
@@ -235,7 +292,9 @@ impl Sim {
                     service.selected_pod_template_hash = Some(pod_template_hash.clone());
                     service.managed_by_rollout = true;
                 }
-                Action::Router(RouterCall::SetWeight { weight, .. }) => self.router_weight = *weight,
+                Action::Router(RouterCall::SetWeight { weight, .. }) => {
+                    self.router_weight = *weight
+                }
                 Action::Router(RouterCall::VerifyWeight { weight, .. }) => {
                     self.observed.weight_verification = Some(WeightVerification {
                         weight: *weight,
@@ -243,25 +302,39 @@ impl Sim {
                     });
                 }
                 Action::Router(_) => {}
-                Action::CreateAnalysisRun(request) => self.observed.analysis_runs.push(ObservedAnalysisRun {
-                    name: request.name.clone(),
-                    phase: AnalysisPhase::Running,
-                    message: None,
-                    terminating: false,
-                }),
+                Action::CreateAnalysisRun(request) => {
+                    self.observed.analysis_runs.push(ObservedAnalysisRun {
+                        name: request.name.clone(),
+                        phase: AnalysisPhase::Running,
+                        message: None,
+                        terminating: false,
+                    })
+                }
                 Action::TerminateAnalysisRun { name } => {
-                    if let Some(run) = self.observed.analysis_runs.iter_mut().find(|run| run.name == *name) {
+                    if let Some(run) = self
+                        .observed
+                        .analysis_runs
+                        .iter_mut()
+                        .find(|run| run.name == *name)
+                    {
                         run.terminating = true;
                     }
                 }
-                Action::CreateExperiment(request) => self.observed.experiments.push(ObservedExperiment {
-                    name: request.name.clone(),
-                    phase: AnalysisPhase::Running,
-                    message: None,
-                    terminating: false,
-                }),
+                Action::CreateExperiment(request) => {
+                    self.observed.experiments.push(ObservedExperiment {
+                        name: request.name.clone(),
+                        phase: AnalysisPhase::Running,
+                        message: None,
+                        terminating: false,
+                    })
+                }
                 Action::TerminateExperiment { name } => {
-                    if let Some(experiment) = self.observed.experiments.iter_mut().find(|e| e.name == *name) {
+                    if let Some(experiment) = self
+                        .observed
+                        .experiments
+                        .iter_mut()
+                        .find(|e| e.name == *name)
+                    {
                         experiment.terminating = true;
                     }
                 }
@@ -291,7 +364,11 @@ impl Sim {
     }
 
     fn patch_status(&mut self, patch: impl FnOnce(&mut RolloutStatus)) {
-        let status = self.observed.rollout.status.get_or_insert_with(RolloutStatus::default);
+        let status = self
+            .observed
+            .rollout
+            .status
+            .get_or_insert_with(RolloutStatus::default);
         patch(status);
     }
 
@@ -345,11 +422,15 @@ impl Sim {
     }
 
     pub fn replica_set_by_hash(&self, hash: &str) -> &ObservedReplicaSet {
-        self.observed.replica_set_by_hash(hash).expect("ReplicaSet exists")
+        self.observed
+            .replica_set_by_hash(hash)
+            .expect("ReplicaSet exists")
     }
 
     pub fn selector(&self, service: &str) -> Option<&str> {
-        self.observed.service(service).and_then(|service| service.selected_pod_template_hash.as_deref())
+        self.observed
+            .service(service)
+            .and_then(|service| service.selected_pod_template_hash.as_deref())
     }
 
     pub fn phase(&self) -> Option<sluice_api::rollout::RolloutPhase> {
@@ -361,6 +442,9 @@ impl Sim {
     }
 
     pub fn condition(&self, type_: &str) -> Option<&sluice_api::rollout::RolloutCondition> {
-        self.status().conditions.iter().find(|condition| condition.type_ == type_)
+        self.status()
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == type_)
     }
 }
