@@ -3,7 +3,10 @@
 //! One `bindgen!` per world; the metric-provider world reuses the host interfaces and shared
 //! types of the traffic-router world so both worlds link against one store type.
 
-#![allow(missing_docs, reason = "bindgen-generated code; the WIT doc comments are carried over")]
+#![allow(
+    missing_docs,
+    reason = "bindgen-generated code; the WIT doc comments are carried over"
+)]
 
 /// The `traffic-router-plugin` world.
 pub mod router {

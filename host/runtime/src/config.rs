@@ -121,23 +121,34 @@ struct PluginItem {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
         && !name.starts_with('/')
         && !name.ends_with('/')
 }
 
 fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<PluginEntry, String> {
     if !valid_name(&item.name) {
-        return Err(format!("invalid name {:?}: use letters, digits, '-', '_', '.' and '/'", item.name));
+        return Err(format!(
+            "invalid name {:?}: use letters, digits, '-', '_', '.' and '/'",
+            item.name
+        ));
     }
     let location = PluginLocation::parse(&item.location).ok_or_else(|| {
-        format!("unsupported location {:?}: use builtin:NAME, file:///path or https://url", item.location)
+        format!(
+            "unsupported location {:?}: use builtin:NAME, file:///path or https://url",
+            item.location
+        )
     })?;
     let sha256 = match item.sha256 {
         Some(digest) => {
             let digest = digest.trim().to_ascii_lowercase();
             if digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!("sha256 must be 64 hex characters, got {} characters", digest.len()));
+                return Err(format!(
+                    "sha256 must be 64 hex characters, got {} characters",
+                    digest.len()
+                ));
             }
             Some(digest)
         }
@@ -148,7 +159,10 @@ fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<Plugin
     }
     let grants = item.grants.validate().map_err(|e| e.to_string())?;
     if kind == PluginKind::TrafficRouter && !grants.http.is_empty() {
-        return Err("traffic-router plugins cannot be granted HTTP access (they act through kube only)".into());
+        return Err(
+            "traffic-router plugins cannot be granted HTTP access (they act through kube only)"
+                .into(),
+        );
     }
     let limits = item.limits.resolve(defaults).map_err(|e| e.to_string())?;
     Ok(PluginEntry {
@@ -177,8 +191,11 @@ pub fn parse_plugin_config(
         (METRIC_PROVIDER_PLUGINS_KEY, PluginKind::MetricProvider),
     ] {
         let Some(text) = data.get(key) else { continue };
-        let items: Option<Vec<serde_yaml::Value>> = serde_yaml::from_str(text)
-            .map_err(|e| ConfigError { key, reason: format!("expected a YAML list of plugins: {e}") })?;
+        let items: Option<Vec<serde_yaml::Value>> =
+            serde_yaml::from_str(text).map_err(|e| ConfigError {
+                key,
+                reason: format!("expected a YAML list of plugins: {e}"),
+            })?;
         for (index, item) in items.unwrap_or_default().into_iter().enumerate() {
             let name = item
                 .get("name")
@@ -206,7 +223,10 @@ mod tests {
     use super::*;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -242,12 +262,22 @@ mod tests {
         assert!(config.invalid.is_empty(), "{:?}", config.invalid);
         let router = &config.entries[0];
         assert_eq!(router.spec.kind, PluginKind::TrafficRouter);
-        assert_eq!(router.location, PluginLocation::Builtin("gatewayapi".into()));
+        assert_eq!(
+            router.location,
+            PluginLocation::Builtin("gatewayapi".into())
+        );
         assert_eq!(router.spec.expected_type.as_deref(), Some("GatewayAPI"));
         assert_eq!(router.spec.limits.memory_bytes, 32 << 20);
         let provider = &config.entries[1];
         assert_eq!(provider.sha256.as_deref().map(str::len), Some(64));
-        assert!(provider.sha256.as_deref().unwrap().chars().all(|c| !c.is_ascii_uppercase()));
+        assert!(
+            provider
+                .sha256
+                .as_deref()
+                .unwrap()
+                .chars()
+                .all(|c| !c.is_ascii_uppercase())
+        );
         assert_eq!(provider.spec.args, ["--site", "eu"]);
         assert_eq!(provider.spec.grants.http[0].port, 443);
     }
@@ -271,7 +301,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.entries.len(), 1);
-        let reasons: BTreeMap<_, _> = config.invalid.iter().map(|i| (i.name.as_str(), i.reason.as_str())).collect();
+        let reasons: BTreeMap<_, _> = config
+            .invalid
+            .iter()
+            .map(|i| (i.name.as_str(), i.reason.as_str()))
+            .collect();
         assert!(reasons["nosha"].contains("needs a sha256"));
         assert!(reasons["shortsha"].contains("64 hex"));
         assert!(reasons["ftp"].contains("unsupported location"));
@@ -283,13 +317,19 @@ mod tests {
     #[test]
     fn routers_cannot_get_http_and_bad_yaml_fails_the_key() {
         let config = parse_plugin_config(
-            &data(&[(TRAFFIC_ROUTER_PLUGINS_KEY, "- {name: r, location: 'builtin:r', grants: {http: ['http://x']}}")]),
+            &data(&[(
+                TRAFFIC_ROUTER_PLUGINS_KEY,
+                "- {name: r, location: 'builtin:r', grants: {http: ['http://x']}}",
+            )]),
             &Limits::default(),
         )
         .unwrap();
         assert!(config.invalid[0].reason.contains("cannot be granted HTTP"));
-        let err = parse_plugin_config(&data(&[(TRAFFIC_ROUTER_PLUGINS_KEY, "name: not-a-list")]), &Limits::default())
-            .unwrap_err();
+        let err = parse_plugin_config(
+            &data(&[(TRAFFIC_ROUTER_PLUGINS_KEY, "name: not-a-list")]),
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.key, TRAFFIC_ROUTER_PLUGINS_KEY);
     }
 }

@@ -113,7 +113,14 @@ fn linkers(engine: &Engine) -> wasmtime::Result<(Linker<HostState>, Linker<HostS
 /// Interfaces (without version) the host provides to every plugin.
 const COMMON_IMPORTS: &[&str] = &["sluice:host/log", "sluice:host/kube", "sluice:plugin/types"];
 /// WASI packages linked for every plugin (capabilities inside them are denied by the context).
-const WASI_PACKAGES: &[&str] = &["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
+const WASI_PACKAGES: &[&str] = &[
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:filesystem/",
+    "wasi:io/",
+    "wasi:random/",
+    "wasi:sockets/",
+];
 /// Interfaces only metric providers get.
 const PROVIDER_IMPORTS: &[&str] = &["wasi:http/types", "wasi:http/outgoing-handler"];
 
@@ -128,25 +135,36 @@ impl PluginEngine {
     /// Creates the engine and starts its epoch ticker thread (which ends with the engine).
     pub fn new(options: EngineOptions) -> Result<Self, EngineError> {
         let (engine, allocator) = match options.allocator {
-            InstanceAllocator::Pooling => match Engine::new(&config(&options, InstanceAllocator::Pooling)) {
-                Ok(engine) => (engine, InstanceAllocator::Pooling),
-                Err(error) => {
-                    tracing::warn!(%error, "pooling allocator unavailable; falling back to on-demand allocation");
-                    let engine = Engine::new(&config(&options, InstanceAllocator::OnDemand))
-                        .map_err(|e| EngineError(e.to_string()))?;
-                    (engine, InstanceAllocator::OnDemand)
+            InstanceAllocator::Pooling => {
+                match Engine::new(&config(&options, InstanceAllocator::Pooling)) {
+                    Ok(engine) => (engine, InstanceAllocator::Pooling),
+                    Err(error) => {
+                        tracing::warn!(%error, "pooling allocator unavailable; falling back to on-demand allocation");
+                        let engine = Engine::new(&config(&options, InstanceAllocator::OnDemand))
+                            .map_err(|e| EngineError(e.to_string()))?;
+                        (engine, InstanceAllocator::OnDemand)
+                    }
                 }
-            },
+            }
             InstanceAllocator::OnDemand => (
-                Engine::new(&config(&options, InstanceAllocator::OnDemand)).map_err(|e| EngineError(e.to_string()))?,
+                Engine::new(&config(&options, InstanceAllocator::OnDemand))
+                    .map_err(|e| EngineError(e.to_string()))?,
                 InstanceAllocator::OnDemand,
             ),
         };
-        let (router_linker, provider_linker) = linkers(&engine).map_err(|e| EngineError(e.to_string()))?;
+        let (router_linker, provider_linker) =
+            linkers(&engine).map_err(|e| EngineError(e.to_string()))?;
         spawn_ticker(&engine, options.epoch_tick)?;
         let permits = tokio::sync::Semaphore::new(options.max_concurrent_calls as usize);
         Ok(Self {
-            inner: Arc::new(EngineInner { engine, router_linker, provider_linker, permits, options, allocator }),
+            inner: Arc::new(EngineInner {
+                engine,
+                router_linker,
+                provider_linker,
+                permits,
+                options,
+                allocator,
+            }),
         })
     }
 
@@ -165,8 +183,12 @@ impl PluginEngine {
         let engine = self.inner.engine.clone();
         tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
-            .map_err(|e| LoadError::Compile { reason: e.to_string() })?
-            .map_err(|e| LoadError::Compile { reason: format!("{e:#}") })
+            .map_err(|e| LoadError::Compile {
+                reason: e.to_string(),
+            })?
+            .map_err(|e| LoadError::Compile {
+                reason: format!("{e:#}"),
+            })
     }
 
     /// Checks exports and imports against the world of `kind`, then pre-links the component.
@@ -177,22 +199,45 @@ impl PluginEngine {
     ) -> Result<wasmtime::component::InstancePre<HostState>, LoadError> {
         let engine = &self.inner.engine;
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let expected_export = kind.interface();
-        if !exports.iter().any(|e| e.split('@').next() == Some(expected_export)) {
-            return Err(LoadError::WrongWorld { expected: kind.world(), exports: exports.join(", ") });
+        if !exports
+            .iter()
+            .any(|e| e.split('@').next() == Some(expected_export))
+        {
+            return Err(LoadError::WrongWorld {
+                expected: kind.world(),
+                exports: exports.join(", "),
+            });
         }
-        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
-        let missing: Vec<&str> = imports.iter().map(String::as_str).filter(|i| !provided(kind, i)).collect();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let missing: Vec<&str> = imports
+            .iter()
+            .map(String::as_str)
+            .filter(|i| !provided(kind, i))
+            .collect();
         if !missing.is_empty() {
-            return Err(LoadError::MissingImport { import: missing.join(", "), world: kind.world() });
+            return Err(LoadError::MissingImport {
+                import: missing.join(", "),
+                world: kind.world(),
+            });
         }
         tracing::debug!(world = kind.world(), imports = ?imports, "plugin imports");
         let linker = match kind {
             PluginKind::TrafficRouter => &self.inner.router_linker,
             PluginKind::MetricProvider => &self.inner.provider_linker,
         };
-        linker.instantiate_pre(component).map_err(|e| LoadError::Link { reason: format!("{e:#}") })
+        linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Link {
+                reason: format!("{e:#}"),
+            })
     }
 }
 

@@ -120,7 +120,9 @@ impl CallError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LoadError {
     /// The location is not `builtin:NAME`, `file://PATH` or `https://URL`.
-    #[error("unsupported plugin location {location:?}: use builtin:NAME, file:///path or https://url")]
+    #[error(
+        "unsupported plugin location {location:?}: use builtin:NAME, file:///path or https://url"
+    )]
     UnsupportedLocation {
         /// The location as written.
         location: String,

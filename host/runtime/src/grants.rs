@@ -27,7 +27,13 @@ pub enum KubeVerb {
 
 impl KubeVerb {
     /// Every verb, in the order used in error messages.
-    pub const ALL: [KubeVerb; 5] = [Self::Get, Self::List, Self::Create, Self::Patch, Self::Delete];
+    pub const ALL: [KubeVerb; 5] = [
+        Self::Get,
+        Self::List,
+        Self::Create,
+        Self::Patch,
+        Self::Delete,
+    ];
 
     /// The verb as written in grants.
     pub fn as_str(self) -> &'static str {
@@ -51,7 +57,9 @@ impl fmt::Display for KubeVerb {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {
     /// A verb that does not exist.
-    #[error("unknown kube verb {verb:?} in grants.kube[{rule}]; valid verbs: get, list, create, patch, delete, *")]
+    #[error(
+        "unknown kube verb {verb:?} in grants.kube[{rule}]; valid verbs: get, list, create, patch, delete, *"
+    )]
     UnknownVerb {
         /// Index of the rule.
         rule: usize,
@@ -161,9 +169,14 @@ impl fmt::Display for HttpOrigin {
 impl HttpOrigin {
     /// Parses `scheme://host[:port]` with nothing else (no path, query, user info or wildcard).
     pub fn parse(origin: &str) -> Result<Self, GrantError> {
-        let err = |reason| GrantError::InvalidOrigin { origin: origin.to_owned(), reason };
+        let err = |reason| GrantError::InvalidOrigin {
+            origin: origin.to_owned(),
+            reason,
+        };
         let uri: http::Uri = origin.parse().map_err(|_| err("not a URL"))?;
-        let scheme = uri.scheme_str().ok_or(err("missing scheme (http:// or https://)"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or(err("missing scheme (http:// or https://)"))?;
         let default_port = match scheme {
             "http" => 80,
             "https" => 443,
@@ -214,7 +227,11 @@ impl GrantsSpec {
         for (index, rule) in self.kube.iter().enumerate() {
             kube.push(rule.validate(index)?);
         }
-        let http = self.http.iter().map(|o| HttpOrigin::parse(o)).collect::<Result<_, _>>()?;
+        let http = self
+            .http
+            .iter()
+            .map(|o| HttpOrigin::parse(o))
+            .collect::<Result<_, _>>()?;
         Ok(Grants { kube, http })
     }
 }
@@ -222,12 +239,22 @@ impl GrantsSpec {
 impl KubeRuleSpec {
     fn validate(&self, rule: usize) -> Result<KubeRule, GrantError> {
         if self.kinds.is_empty() {
-            return Err(GrantError::EmptyRule { rule, field: "kinds" });
+            return Err(GrantError::EmptyRule {
+                rule,
+                field: "kinds",
+            });
         }
         if self.verbs.is_empty() {
-            return Err(GrantError::EmptyRule { rule, field: "verbs" });
+            return Err(GrantError::EmptyRule {
+                rule,
+                field: "verbs",
+            });
         }
-        let kinds = if self.kinds.iter().any(|k| k == "*") { None } else { Some(self.kinds.clone()) };
+        let kinds = if self.kinds.iter().any(|k| k == "*") {
+            None
+        } else {
+            Some(self.kinds.clone())
+        };
         let mut verbs = Vec::new();
         for verb in &self.verbs {
             if verb == "*" {
@@ -237,20 +264,36 @@ impl KubeRuleSpec {
             let parsed = KubeVerb::ALL
                 .into_iter()
                 .find(|v| v.as_str() == verb)
-                .ok_or_else(|| GrantError::UnknownVerb { rule, verb: verb.clone() })?;
+                .ok_or_else(|| GrantError::UnknownVerb {
+                    rule,
+                    verb: verb.clone(),
+                })?;
             verbs.push(parsed);
         }
         let namespaces = if self.namespaces.iter().any(|n| n == "*") {
             NamespaceScope::Any
         } else if self.namespaces.is_empty() {
-            NamespaceScope::Listed { rollout_namespace: true, names: Vec::new() }
+            NamespaceScope::Listed {
+                rollout_namespace: true,
+                names: Vec::new(),
+            }
         } else {
             NamespaceScope::Listed {
                 rollout_namespace: self.namespaces.iter().any(|n| n == ROLLOUT_NAMESPACE),
-                names: self.namespaces.iter().filter(|n| *n != ROLLOUT_NAMESPACE).cloned().collect(),
+                names: self
+                    .namespaces
+                    .iter()
+                    .filter(|n| *n != ROLLOUT_NAMESPACE)
+                    .cloned()
+                    .collect(),
             }
         };
-        Ok(KubeRule { group: self.group.clone(), kinds, verbs, namespaces })
+        Ok(KubeRule {
+            group: self.group.clone(),
+            kinds,
+            verbs,
+            namespaces,
+        })
     }
 }
 
@@ -268,13 +311,20 @@ impl Grants {
         self.kube.iter().any(|rule| {
             rule.group == group
                 && rule.verbs.contains(&verb)
-                && rule.kinds.as_ref().is_none_or(|kinds| kinds.iter().any(|k| k == kind))
+                && rule
+                    .kinds
+                    .as_ref()
+                    .is_none_or(|kinds| kinds.iter().any(|k| k == kind))
                 && match (&rule.namespaces, namespace) {
                     (NamespaceScope::Any, _) => true,
                     (NamespaceScope::Listed { .. }, None) => false,
-                    (NamespaceScope::Listed { rollout_namespace: own, names }, Some(ns)) => {
-                        (*own && rollout_namespace == Some(ns)) || names.iter().any(|n| n == ns)
-                    }
+                    (
+                        NamespaceScope::Listed {
+                            rollout_namespace: own,
+                            names,
+                        },
+                        Some(ns),
+                    ) => (*own && rollout_namespace == Some(ns)) || names.iter().any(|n| n == ns),
                 }
         })
     }
@@ -290,16 +340,33 @@ mod tests {
     use super::*;
 
     fn grants(yaml: &str) -> Grants {
-        serde_yaml::from_str::<GrantsSpec>(yaml).unwrap().validate().unwrap()
+        serde_yaml::from_str::<GrantsSpec>(yaml)
+            .unwrap()
+            .validate()
+            .unwrap()
     }
 
     #[test]
     fn kube_rules_default_to_the_rollout_namespace() {
-        let g = grants("kube: [{group: gateway.networking.k8s.io, kinds: [HTTPRoute], verbs: [get, patch]}]");
+        let g = grants(
+            "kube: [{group: gateway.networking.k8s.io, kinds: [HTTPRoute], verbs: [get, patch]}]",
+        );
         let gw = "gateway.networking.k8s.io";
         assert!(g.allows_kube(KubeVerb::Patch, gw, "HTTPRoute", Some("shop"), Some("shop")));
-        assert!(!g.allows_kube(KubeVerb::Patch, gw, "HTTPRoute", Some("other"), Some("shop")));
-        assert!(!g.allows_kube(KubeVerb::Delete, gw, "HTTPRoute", Some("shop"), Some("shop")));
+        assert!(!g.allows_kube(
+            KubeVerb::Patch,
+            gw,
+            "HTTPRoute",
+            Some("other"),
+            Some("shop")
+        ));
+        assert!(!g.allows_kube(
+            KubeVerb::Delete,
+            gw,
+            "HTTPRoute",
+            Some("shop"),
+            Some("shop")
+        ));
         assert!(!g.allows_kube(KubeVerb::Get, gw, "GRPCRoute", Some("shop"), Some("shop")));
         assert!(!g.allows_kube(KubeVerb::Get, "", "HTTPRoute", Some("shop"), Some("shop")));
         assert!(!g.allows_kube(KubeVerb::Get, gw, "HTTPRoute", None, Some("shop")));
@@ -308,17 +375,33 @@ mod tests {
     #[test]
     fn wildcards_and_literal_namespaces() {
         let g = grants("kube: [{kinds: ['*'], verbs: ['*'], namespaces: [monitoring]}]");
-        assert!(g.allows_kube(KubeVerb::Delete, "", "ConfigMap", Some("monitoring"), Some("shop")));
-        assert!(!g.allows_kube(KubeVerb::Delete, "", "ConfigMap", Some("shop"), Some("shop")));
+        assert!(g.allows_kube(
+            KubeVerb::Delete,
+            "",
+            "ConfigMap",
+            Some("monitoring"),
+            Some("shop")
+        ));
+        assert!(!g.allows_kube(
+            KubeVerb::Delete,
+            "",
+            "ConfigMap",
+            Some("shop"),
+            Some("shop")
+        ));
         let g = grants("kube: [{kinds: [Namespace], verbs: [list], namespaces: ['*']}]");
         assert!(g.allows_kube(KubeVerb::List, "", "Namespace", None, Some("shop")));
     }
 
     #[test]
     fn invalid_grants_say_what_is_wrong() {
-        let spec: GrantsSpec = serde_yaml::from_str("kube: [{kinds: [Pod], verbs: [update]}]").unwrap();
+        let spec: GrantsSpec =
+            serde_yaml::from_str("kube: [{kinds: [Pod], verbs: [update]}]").unwrap();
         let err = spec.validate().unwrap_err().to_string();
-        assert!(err.contains("\"update\"") && err.contains("valid verbs"), "{err}");
+        assert!(
+            err.contains("\"update\"") && err.contains("valid verbs"),
+            "{err}"
+        );
         for (origin, reason) in [
             ("http://prom:9090/api", "without a path"),
             ("https://*.example.com", "wildcards"),

@@ -43,24 +43,31 @@ mod plugin;
 mod registry;
 
 pub use crate::bindings::types::{
-    AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute, PluginError, RolloutContext,
-    RouteMatch, StringMatch, Verification, WeightDestination,
+    AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute,
+    PluginError, RolloutContext, RouteMatch, StringMatch, Verification, WeightDestination,
 };
 pub use crate::config::{
-    ConfigError, InvalidEntry, METRIC_PROVIDER_PLUGINS_KEY, PluginConfig, PluginEntry, PluginLocation,
-    TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config,
+    ConfigError, InvalidEntry, METRIC_PROVIDER_PLUGINS_KEY, PluginConfig, PluginEntry,
+    PluginLocation, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config,
 };
 pub use crate::engine::{EngineError, EngineOptions, InstanceAllocator, PluginEngine};
 pub use crate::error::{CallError, LoadError};
 pub use crate::grants::{
-    GrantError, Grants, GrantsSpec, HttpOrigin, KubeRule, KubeRuleSpec, KubeVerb, NamespaceScope, ROLLOUT_NAMESPACE,
+    GrantError, Grants, GrantsSpec, HttpOrigin, KubeRule, KubeRuleSpec, KubeVerb, NamespaceScope,
+    ROLLOUT_NAMESPACE,
 };
-pub use crate::host::http::{HttpBackend, HttpCallLimits, HttpFailure, HttpRequest, HttpResponse, ReqwestHttpBackend};
-pub use crate::host::kube::{BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody};
+pub use crate::host::http::{
+    HttpBackend, HttpCallLimits, HttpFailure, HttpRequest, HttpResponse, ReqwestHttpBackend,
+};
+pub use crate::host::kube::{
+    BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody,
+};
 pub use crate::host::kube_client::ClientKubeBackend;
 pub use crate::host::{Capability, Exchange, HostObserver, HostServices, LogLevel, LogRecord};
 pub use crate::limits::{LimitError, Limits, LimitsSpec, parse_duration, parse_quantity};
 pub use crate::loader::{FetchOptions, sha256_hex};
 pub use crate::metrics::PluginMetrics;
-pub use crate::plugin::{CompiledComponent, MetricProvider, Plugin, PluginKind, PluginSpec, TrafficRouter};
+pub use crate::plugin::{
+    CompiledComponent, MetricProvider, Plugin, PluginKind, PluginSpec, TrafficRouter,
+};
 pub use crate::registry::{PluginRegistry, PluginStatus};

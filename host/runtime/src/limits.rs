@@ -100,11 +100,19 @@ impl LimitsSpec {
 
 /// Parses `250ms`, `2s`, `1m` or `1h` (a positive integer and a unit).
 pub fn parse_duration(field: &'static str, value: &str) -> Result<Duration, LimitError> {
-    let err = |reason| LimitError { field, value: value.to_owned(), reason };
+    let err = |reason| LimitError {
+        field,
+        value: value.to_owned(),
+        reason,
+    };
     let trimmed = value.trim();
-    let split = trimmed.find(|c: char| !c.is_ascii_digit()).ok_or(err("missing unit (ms, s, m, h)"))?;
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or(err("missing unit (ms, s, m, h)"))?;
     let (digits, unit) = trimmed.split_at(split);
-    let amount: u64 = digits.parse().map_err(|_| err("expected a positive integer"))?;
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| err("expected a positive integer"))?;
     let duration = match unit {
         "ms" => Duration::from_millis(amount),
         "s" => Duration::from_secs(amount),
@@ -120,11 +128,19 @@ pub fn parse_duration(field: &'static str, value: &str) -> Result<Duration, Limi
 
 /// Parses a byte quantity: `1048576`, `512Ki`, `64Mi`, `1Gi`.
 pub fn parse_quantity(field: &'static str, value: &str) -> Result<u64, LimitError> {
-    let err = |reason| LimitError { field, value: value.to_owned(), reason };
+    let err = |reason| LimitError {
+        field,
+        value: value.to_owned(),
+        reason,
+    };
     let trimmed = value.trim();
-    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(split);
-    let amount: u64 = digits.parse().map_err(|_| err("expected a positive integer"))?;
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| err("expected a positive integer"))?;
     let factor: u64 = match unit {
         "" => 1,
         "Ki" => 1 << 10,
@@ -216,9 +232,17 @@ mod tests {
 
     #[test]
     fn durations_and_quantities_parse() {
-        assert_eq!(parse_duration("f", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("f", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_duration("f", "2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("f", "10").unwrap_err().reason.contains("unit"));
+        assert!(
+            parse_duration("f", "10")
+                .unwrap_err()
+                .reason
+                .contains("unit")
+        );
         assert!(parse_duration("f", "0s").is_err());
         assert_eq!(parse_quantity("f", "64Mi").unwrap(), 64 << 20);
         assert_eq!(parse_quantity("f", "4096").unwrap(), 4096);
@@ -227,7 +251,10 @@ mod tests {
 
     #[test]
     fn spec_overrides_only_given_fields() {
-        let spec = LimitsSpec { memory: Some("16Mi".into()), ..Default::default() };
+        let spec = LimitsSpec {
+            memory: Some("16Mi".into()),
+            ..Default::default()
+        };
         let limits = spec.resolve(&Limits::default()).unwrap();
         assert_eq!(limits.memory_bytes, 16 << 20);
         assert_eq!(limits.cpu, Limits::default().cpu);

@@ -27,7 +27,11 @@ pub struct FetchOptions {
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        Self { allow_plain_http: false, download_timeout: Duration::from_secs(30), max_plugin_bytes: 64 << 20 }
+        Self {
+            allow_plain_http: false,
+            download_timeout: Duration::from_secs(30),
+            max_plugin_bytes: 64 << 20,
+        }
     }
 }
 
@@ -44,7 +48,11 @@ impl Fetcher {
             .timeout(options.download_timeout)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { builtins, client, options }
+        Self {
+            builtins,
+            client,
+            options,
+        }
     }
 
     /// Returns the bytes and their digest; fails if `sha256` is given and does not match.
@@ -54,12 +62,15 @@ impl Fetcher {
         sha256: Option<&str>,
     ) -> Result<(Arc<[u8]>, String), LoadError> {
         let bytes: Arc<[u8]> = match location {
-            PluginLocation::Builtin(name) => self.builtins.get(name).cloned().ok_or_else(|| {
-                LoadError::UnknownBuiltin {
-                    name: name.clone(),
-                    available: self.builtins.keys().cloned().collect::<Vec<_>>().join(", "),
-                }
-            })?,
+            PluginLocation::Builtin(name) => {
+                self.builtins
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| LoadError::UnknownBuiltin {
+                        name: name.clone(),
+                        available: self.builtins.keys().cloned().collect::<Vec<_>>().join(", "),
+                    })?
+            }
             PluginLocation::File(path) => {
                 let bytes = tokio::fs::read(path).await.map_err(|e| LoadError::File {
                     path: path.display().to_string(),
@@ -68,9 +79,13 @@ impl Fetcher {
                 bytes.into()
             }
             PluginLocation::Https(url) => self.download(url).await?,
-            PluginLocation::Http(url) if self.options.allow_plain_http => self.download(url).await?,
+            PluginLocation::Http(url) if self.options.allow_plain_http => {
+                self.download(url).await?
+            }
             PluginLocation::Http(url) => {
-                return Err(LoadError::UnsupportedLocation { location: url.clone() });
+                return Err(LoadError::UnsupportedLocation {
+                    location: url.clone(),
+                });
             }
         };
         let actual = sha256_hex(&bytes);
@@ -85,15 +100,26 @@ impl Fetcher {
     }
 
     async fn download(&self, url: &str) -> Result<Arc<[u8]>, LoadError> {
-        let fail = |reason: String| LoadError::Download { url: url.to_owned(), reason };
-        let mut response = self.client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| LoadError::Download {
+            url: url.to_owned(),
+            reason,
+        };
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         if !response.status().is_success() {
             return Err(fail(format!("HTTP status {}", response.status())));
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
             if bytes.len() + chunk.len() > self.options.max_plugin_bytes {
-                return Err(fail(format!("larger than {} bytes", self.options.max_plugin_bytes)));
+                return Err(fail(format!(
+                    "larger than {} bytes",
+                    self.options.max_plugin_bytes
+                )));
             }
             bytes.extend_from_slice(&chunk);
         }

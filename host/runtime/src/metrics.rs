@@ -57,15 +57,31 @@ impl PluginMetrics {
         let metrics = Self::unregistered();
         let sub = registry.sub_registry_with_prefix("sluice_plugin");
         sub.register("calls", "Plugin calls", metrics.calls.clone());
-        sub.register("errors", "Failed plugin calls by error kind", metrics.errors.clone());
-        sub.register("call_duration_seconds", "Plugin call duration, including instantiation", metrics.duration.clone());
-        sub.register("capability_denials", "Host capability requests denied by grants", metrics.denials.clone());
+        sub.register(
+            "errors",
+            "Failed plugin calls by error kind",
+            metrics.errors.clone(),
+        );
+        sub.register(
+            "call_duration_seconds",
+            "Plugin call duration, including instantiation",
+            metrics.duration.clone(),
+        );
+        sub.register(
+            "capability_denials",
+            "Host capability requests denied by grants",
+            metrics.denials.clone(),
+        );
         sub.register(
             "memory_high_water_bytes",
             "Largest linear memory of one plugin instance",
             metrics.memory_high_water.clone(),
         );
-        sub.register("load_failures", "Failed plugin loads", metrics.load_failures.clone());
+        sub.register(
+            "load_failures",
+            "Failed plugin loads",
+            metrics.load_failures.clone(),
+        );
         metrics
     }
 
@@ -81,16 +97,32 @@ impl PluginMetrics {
         }
     }
 
-    pub(crate) fn call(&self, plugin: &str, method: &str, seconds: f64, error_kind: Option<&str>, memory_bytes: usize) {
-        let labels = CallLabels { plugin: plugin.to_owned(), method: method.to_owned() };
+    pub(crate) fn call(
+        &self,
+        plugin: &str,
+        method: &str,
+        seconds: f64,
+        error_kind: Option<&str>,
+        memory_bytes: usize,
+    ) {
+        let labels = CallLabels {
+            plugin: plugin.to_owned(),
+            method: method.to_owned(),
+        };
         self.calls.get_or_create(&labels).inc();
         self.duration.get_or_create(&labels).observe(seconds);
         if let Some(kind) = error_kind {
             self.errors
-                .get_or_create(&ErrorLabels { plugin: labels.plugin, method: labels.method, kind: kind.to_owned() })
+                .get_or_create(&ErrorLabels {
+                    plugin: labels.plugin,
+                    method: labels.method,
+                    kind: kind.to_owned(),
+                })
                 .inc();
         }
-        let gauge = self.memory_high_water.get_or_create(&PluginLabels { plugin: plugin.to_owned() });
+        let gauge = self.memory_high_water.get_or_create(&PluginLabels {
+            plugin: plugin.to_owned(),
+        });
         let bytes = i64::try_from(memory_bytes).unwrap_or(i64::MAX);
         if gauge.get() < bytes {
             gauge.set(bytes);
@@ -99,35 +131,58 @@ impl PluginMetrics {
 
     pub(crate) fn denial(&self, plugin: &str, capability: Capability) {
         self.denials
-            .get_or_create(&DenialLabels { plugin: plugin.to_owned(), capability: capability.as_str().to_owned() })
+            .get_or_create(&DenialLabels {
+                plugin: plugin.to_owned(),
+                capability: capability.as_str().to_owned(),
+            })
             .inc();
     }
 
     pub(crate) fn load_failure(&self, plugin: &str) {
-        self.load_failures.get_or_create(&PluginLabels { plugin: plugin.to_owned() }).inc();
+        self.load_failures
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .inc();
     }
 
     /// Calls made to `plugin`'s `method` so far.
     pub fn calls(&self, plugin: &str, method: &str) -> u64 {
-        self.calls.get_or_create(&CallLabels { plugin: plugin.to_owned(), method: method.to_owned() }).get()
+        self.calls
+            .get_or_create(&CallLabels {
+                plugin: plugin.to_owned(),
+                method: method.to_owned(),
+            })
+            .get()
     }
 
     /// Failed calls of `plugin`'s `method` with the given [`crate::CallError::kind`].
     pub fn errors(&self, plugin: &str, method: &str, kind: &str) -> u64 {
         self.errors
-            .get_or_create(&ErrorLabels { plugin: plugin.to_owned(), method: method.to_owned(), kind: kind.to_owned() })
+            .get_or_create(&ErrorLabels {
+                plugin: plugin.to_owned(),
+                method: method.to_owned(),
+                kind: kind.to_owned(),
+            })
             .get()
     }
 
     /// Denied capability requests of `plugin`.
     pub fn denials(&self, plugin: &str, capability: Capability) -> u64 {
         self.denials
-            .get_or_create(&DenialLabels { plugin: plugin.to_owned(), capability: capability.as_str().to_owned() })
+            .get_or_create(&DenialLabels {
+                plugin: plugin.to_owned(),
+                capability: capability.as_str().to_owned(),
+            })
             .get()
     }
 
     /// Largest instance memory of `plugin` seen so far, in bytes.
     pub fn memory_high_water(&self, plugin: &str) -> i64 {
-        self.memory_high_water.get_or_create(&PluginLabels { plugin: plugin.to_owned() }).get()
+        self.memory_high_water
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .get()
     }
 }

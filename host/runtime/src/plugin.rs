@@ -10,8 +10,8 @@ use wasmtime::{Store, UpdateDeadline};
 use crate::bindings::provider::MetricProviderPluginPre;
 use crate::bindings::router::TrafficRouterPluginPre;
 use crate::bindings::types::{
-    AnalysisContext, AnalysisPhase, HeaderRoute, Measurement, MirrorRoute, PluginError, RolloutContext,
-    Verification, WeightDestination,
+    AnalysisContext, AnalysisPhase, HeaderRoute, Measurement, MirrorRoute, PluginError,
+    RolloutContext, Verification, WeightDestination,
 };
 use crate::engine::PluginEngine;
 use crate::error::{CallError, LoadError};
@@ -133,10 +133,16 @@ impl CallCore {
         namespace: Option<&str>,
         object: Option<&str>,
     ) -> Result<ActiveCall<'_>, CallError> {
-        let permit = self.engine.inner.permits.acquire().await.map_err(|_| CallError::Load {
-            plugin: self.shared.name.clone(),
-            reason: "the plugin engine is shutting down".into(),
-        })?;
+        let permit = self
+            .engine
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CallError::Load {
+                plugin: self.shared.name.clone(),
+                reason: "the plugin engine is shutting down".into(),
+            })?;
         let span = tracing::info_span!(
             "plugin_call",
             plugin = %self.shared.name,
@@ -151,7 +157,8 @@ impl CallCore {
             span,
         });
         let tick = self.engine.inner.options.epoch_tick.as_nanos().max(1);
-        let cpu_ticks = u64::try_from(self.shared.limits.cpu.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
+        let cpu_ticks =
+            u64::try_from(self.shared.limits.cpu.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
         let mut store = Store::new(&self.engine.inner.engine, HostState::new(scope, cpu_ticks));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -165,7 +172,13 @@ impl CallCore {
             // Yield every tick so the executor (and the wall-clock timeout) keeps running.
             Ok(UpdateDeadline::Yield(1))
         });
-        Ok(ActiveCall { store, started: Instant::now(), method, core: self, _permit: permit })
+        Ok(ActiveCall {
+            store,
+            started: Instant::now(),
+            method,
+            core: self,
+            _permit: permit,
+        })
     }
 
     fn wall(&self) -> Duration {
@@ -186,23 +199,44 @@ impl ActiveCall<'_> {
         let state = self.store.data_mut();
         state.flush_output();
         let result = match outcome {
-            Err(_elapsed) => Err(CallError::Timeout { plugin, method, after: shared.limits.wall }),
+            Err(_elapsed) => Err(CallError::Timeout {
+                plugin,
+                method,
+                after: shared.limits.wall,
+            }),
             Ok(Err(error)) if state.limiter.limit_hit => {
                 tracing::debug!(error = format!("{error:#}"), "out of memory");
-                Err(CallError::OutOfMemory { plugin, method, limit_bytes: shared.limits.memory_bytes })
+                Err(CallError::OutOfMemory {
+                    plugin,
+                    method,
+                    limit_bytes: shared.limits.memory_bytes,
+                })
             }
             Ok(Err(error))
                 if state.cpu_exhausted
-                    || error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) =>
+                    || error.downcast_ref::<wasmtime::Trap>()
+                        == Some(&wasmtime::Trap::Interrupt) =>
             {
                 tracing::debug!(error = format!("{error:#}"), "cpu budget exhausted");
-                Err(CallError::CpuExhausted { plugin, method, budget: shared.limits.cpu })
+                Err(CallError::CpuExhausted {
+                    plugin,
+                    method,
+                    budget: shared.limits.cpu,
+                })
             }
-            Ok(Err(error)) => Err(CallError::Trap { plugin, method, message: format!("{error:?}") }),
+            Ok(Err(error)) => Err(CallError::Trap {
+                plugin,
+                method,
+                message: format!("{error:?}"),
+            }),
             Ok(Ok(Err(error))) => {
                 let denials = state.all_denials();
                 if let (PluginError::AccessDenied(message), true) = (&error, denials.is_empty()) {
-                    Err(CallError::AccessDenied { plugin, method, message: message.clone() })
+                    Err(CallError::AccessDenied {
+                        plugin,
+                        method,
+                        message: message.clone(),
+                    })
                 } else if !denials.is_empty() {
                     Err(CallError::AccessDenied {
                         plugin,
@@ -210,17 +244,33 @@ impl ActiveCall<'_> {
                         message: format!("{} (plugin reported: {error:?})", denials.join("; ")),
                     })
                 } else {
-                    Err(CallError::Plugin { plugin, method, error })
+                    Err(CallError::Plugin {
+                        plugin,
+                        method,
+                        error,
+                    })
                 }
             }
-            Ok(Ok(Ok(value))) => validate(value).map_err(|message| CallError::InvalidOutput { plugin, method, message }),
+            Ok(Ok(Ok(value))) => validate(value).map_err(|message| CallError::InvalidOutput {
+                plugin,
+                method,
+                message,
+            }),
         };
         let elapsed = self.started.elapsed();
         let error_kind = result.as_ref().err().map(CallError::kind);
-        shared.metrics.call(&shared.name, method, elapsed.as_secs_f64(), error_kind, state.limiter.high_water_bytes);
+        shared.metrics.call(
+            &shared.name,
+            method,
+            elapsed.as_secs_f64(),
+            error_kind,
+            state.limiter.high_water_bytes,
+        );
         state.scope.span.in_scope(|| match &result {
             Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros(), "plugin call succeeded"),
-            Err(error) => tracing::warn!(elapsed_us = elapsed.as_micros(), %error, "plugin call failed"),
+            Err(error) => {
+                tracing::warn!(elapsed_us = elapsed.as_micros(), %error, "plugin call failed")
+            }
         });
         result
     }
@@ -254,16 +304,23 @@ const MAX_METADATA_ENTRIES: usize = 64;
 fn validate_measurement(m: Measurement) -> Result<Measurement, String> {
     let running = matches!(m.phase, AnalysisPhase::Running | AnalysisPhase::Pending);
     if running && m.finished_at.is_some() {
-        return Err(format!("a {:?} measurement must not have finished-at", m.phase));
+        return Err(format!(
+            "a {:?} measurement must not have finished-at",
+            m.phase
+        ));
     }
     if let (Some(start), Some(end)) = (m.started_at, m.finished_at)
         && end < start
     {
-        return Err(format!("finished-at ({end}) is before started-at ({start})"));
+        return Err(format!(
+            "finished-at ({end}) is before started-at ({start})"
+        ));
     }
     let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_MEASUREMENT_TEXT);
     if too_long(&m.value) || too_long(&m.message) {
-        return Err(format!("value or message longer than {MAX_MEASUREMENT_TEXT} bytes"));
+        return Err(format!(
+            "value or message longer than {MAX_MEASUREMENT_TEXT} bytes"
+        ));
     }
     validate_metadata(m.metadata.clone())?;
     Ok(m)
@@ -271,9 +328,15 @@ fn validate_measurement(m: Measurement) -> Result<Measurement, String> {
 
 fn validate_metadata(metadata: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
     if metadata.len() > MAX_METADATA_ENTRIES {
-        return Err(format!("{} metadata entries (at most {MAX_METADATA_ENTRIES})", metadata.len()));
+        return Err(format!(
+            "{} metadata entries (at most {MAX_METADATA_ENTRIES})",
+            metadata.len()
+        ));
     }
-    if metadata.iter().any(|(k, v)| k.is_empty() || k.len() + v.len() > MAX_MEASUREMENT_TEXT) {
+    if metadata
+        .iter()
+        .any(|(k, v)| k.is_empty() || k.len() + v.len() > MAX_MEASUREMENT_TEXT)
+    {
         return Err("metadata keys must be non-empty and entries at most 64 KiB".into());
     }
     Ok(metadata)
@@ -282,7 +345,9 @@ fn validate_metadata(metadata: Vec<(String, String)>) -> Result<Vec<(String, Str
 fn validate_plugin_type(plugin_type: String) -> Result<String, String> {
     let valid = !plugin_type.is_empty()
         && plugin_type.len() <= 253
-        && plugin_type.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+        && plugin_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     if valid {
         Ok(plugin_type)
     } else {
@@ -308,15 +373,27 @@ impl TrafficRouter {
 
     /// `plugin-type`.
     pub async fn plugin_type(&self) -> Result<String, CallError> {
-        call_export!(self, "plugin-type", None, None, validate_plugin_type, |p, store| {
-            p.sluice_plugin_traffic_router().call_plugin_type(&mut *store).await.map(Ok)
-        })
+        call_export!(
+            self,
+            "plugin-type",
+            None,
+            None,
+            validate_plugin_type,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_plugin_type(&mut *store)
+                    .await
+                    .map(Ok)
+            }
+        )
     }
 
     /// `init`.
     pub async fn init(&self) -> Result<(), CallError> {
         call_export!(self, "init", None, None, accept, |p, store| {
-            p.sluice_plugin_traffic_router().call_init(&mut *store).await
+            p.sluice_plugin_traffic_router()
+                .call_init(&mut *store)
+                .await
         })
     }
 
@@ -328,11 +405,24 @@ impl TrafficRouter {
         stable_hash: &str,
         additional_destinations: &[WeightDestination],
     ) -> Result<(), CallError> {
-        call_export!(self, "update-hash", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
-            p.sluice_plugin_traffic_router()
-                .call_update_hash(&mut *store, ctx, canary_hash, stable_hash, additional_destinations)
-                .await
-        })
+        call_export!(
+            self,
+            "update-hash",
+            Some(&ctx.namespace),
+            Some(&ctx.name),
+            accept,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_update_hash(
+                        &mut *store,
+                        ctx,
+                        canary_hash,
+                        stable_hash,
+                        additional_destinations,
+                    )
+                    .await
+            }
+        )
     }
 
     /// `set-weight`.
@@ -342,25 +432,58 @@ impl TrafficRouter {
         desired_weight: i32,
         additional_destinations: &[WeightDestination],
     ) -> Result<(), CallError> {
-        call_export!(self, "set-weight", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
-            p.sluice_plugin_traffic_router()
-                .call_set_weight(&mut *store, ctx, desired_weight, additional_destinations)
-                .await
-        })
+        call_export!(
+            self,
+            "set-weight",
+            Some(&ctx.namespace),
+            Some(&ctx.name),
+            accept,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_set_weight(&mut *store, ctx, desired_weight, additional_destinations)
+                    .await
+            }
+        )
     }
 
     /// `set-header-route`.
-    pub async fn set_header_route(&self, ctx: &RolloutContext, route: &HeaderRoute) -> Result<(), CallError> {
-        call_export!(self, "set-header-route", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
-            p.sluice_plugin_traffic_router().call_set_header_route(&mut *store, ctx, route).await
-        })
+    pub async fn set_header_route(
+        &self,
+        ctx: &RolloutContext,
+        route: &HeaderRoute,
+    ) -> Result<(), CallError> {
+        call_export!(
+            self,
+            "set-header-route",
+            Some(&ctx.namespace),
+            Some(&ctx.name),
+            accept,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_set_header_route(&mut *store, ctx, route)
+                    .await
+            }
+        )
     }
 
     /// `set-mirror-route`.
-    pub async fn set_mirror_route(&self, ctx: &RolloutContext, route: &MirrorRoute) -> Result<(), CallError> {
-        call_export!(self, "set-mirror-route", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
-            p.sluice_plugin_traffic_router().call_set_mirror_route(&mut *store, ctx, route).await
-        })
+    pub async fn set_mirror_route(
+        &self,
+        ctx: &RolloutContext,
+        route: &MirrorRoute,
+    ) -> Result<(), CallError> {
+        call_export!(
+            self,
+            "set-mirror-route",
+            Some(&ctx.namespace),
+            Some(&ctx.name),
+            accept,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_set_mirror_route(&mut *store, ctx, route)
+                    .await
+            }
+        )
     }
 
     /// `verify-weight`.
@@ -370,18 +493,34 @@ impl TrafficRouter {
         desired_weight: i32,
         additional_destinations: &[WeightDestination],
     ) -> Result<Verification, CallError> {
-        call_export!(self, "verify-weight", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
-            p.sluice_plugin_traffic_router()
-                .call_verify_weight(&mut *store, ctx, desired_weight, additional_destinations)
-                .await
-        })
+        call_export!(
+            self,
+            "verify-weight",
+            Some(&ctx.namespace),
+            Some(&ctx.name),
+            accept,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_verify_weight(&mut *store, ctx, desired_weight, additional_destinations)
+                    .await
+            }
+        )
     }
 
     /// `remove-managed-routes`.
     pub async fn remove_managed_routes(&self, ctx: &RolloutContext) -> Result<(), CallError> {
-        call_export!(self, "remove-managed-routes", Some(&ctx.namespace), Some(&ctx.name), accept, |p, store| {
-            p.sluice_plugin_traffic_router().call_remove_managed_routes(&mut *store, ctx).await
-        })
+        call_export!(
+            self,
+            "remove-managed-routes",
+            Some(&ctx.namespace),
+            Some(&ctx.name),
+            accept,
+            |p, store| {
+                p.sluice_plugin_traffic_router()
+                    .call_remove_managed_routes(&mut *store, ctx)
+                    .await
+            }
+        )
     }
 }
 
@@ -400,51 +539,124 @@ impl MetricProvider {
 
     /// `plugin-type`.
     pub async fn plugin_type(&self) -> Result<String, CallError> {
-        call_export!(self, "plugin-type", None, None, validate_plugin_type, |p, store| {
-            p.sluice_plugin_metric_provider().call_plugin_type(&mut *store).await.map(Ok)
-        })
+        call_export!(
+            self,
+            "plugin-type",
+            None,
+            None,
+            validate_plugin_type,
+            |p, store| {
+                p.sluice_plugin_metric_provider()
+                    .call_plugin_type(&mut *store)
+                    .await
+                    .map(Ok)
+            }
+        )
     }
 
     /// `init`.
     pub async fn init(&self) -> Result<(), CallError> {
         call_export!(self, "init", None, None, accept, |p, store| {
-            p.sluice_plugin_metric_provider().call_init(&mut *store).await
+            p.sluice_plugin_metric_provider()
+                .call_init(&mut *store)
+                .await
         })
     }
 
     /// `run`: starts (and possibly finishes) a measurement.
     pub async fn run(&self, ctx: &AnalysisContext) -> Result<Measurement, CallError> {
-        call_export!(self, "run", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_measurement, |p, store| {
-            p.sluice_plugin_metric_provider().call_run(&mut *store, ctx).await
-        })
+        call_export!(
+            self,
+            "run",
+            Some(&ctx.namespace),
+            Some(&ctx.analysis_run),
+            validate_measurement,
+            |p, store| {
+                p.sluice_plugin_metric_provider()
+                    .call_run(&mut *store, ctx)
+                    .await
+            }
+        )
     }
 
     /// `resume`: continues a running measurement.
-    pub async fn resume(&self, ctx: &AnalysisContext, current: &Measurement) -> Result<Measurement, CallError> {
-        call_export!(self, "resume", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_measurement, |p, store| {
-            p.sluice_plugin_metric_provider().call_resume(&mut *store, ctx, current).await
-        })
+    pub async fn resume(
+        &self,
+        ctx: &AnalysisContext,
+        current: &Measurement,
+    ) -> Result<Measurement, CallError> {
+        call_export!(
+            self,
+            "resume",
+            Some(&ctx.namespace),
+            Some(&ctx.analysis_run),
+            validate_measurement,
+            |p, store| {
+                p.sluice_plugin_metric_provider()
+                    .call_resume(&mut *store, ctx, current)
+                    .await
+            }
+        )
     }
 
     /// `terminate`: stops a running measurement.
-    pub async fn terminate(&self, ctx: &AnalysisContext, current: &Measurement) -> Result<Measurement, CallError> {
-        call_export!(self, "terminate", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_measurement, |p, store| {
-            p.sluice_plugin_metric_provider().call_terminate(&mut *store, ctx, current).await
-        })
+    pub async fn terminate(
+        &self,
+        ctx: &AnalysisContext,
+        current: &Measurement,
+    ) -> Result<Measurement, CallError> {
+        call_export!(
+            self,
+            "terminate",
+            Some(&ctx.namespace),
+            Some(&ctx.analysis_run),
+            validate_measurement,
+            |p, store| {
+                p.sluice_plugin_metric_provider()
+                    .call_terminate(&mut *store, ctx, current)
+                    .await
+            }
+        )
     }
 
     /// `garbage-collect`: keeps the newest `limit` measurements' external state.
-    pub async fn garbage_collect(&self, ctx: &AnalysisContext, limit: u32) -> Result<(), CallError> {
-        call_export!(self, "garbage-collect", Some(&ctx.namespace), Some(&ctx.analysis_run), accept, |p, store| {
-            p.sluice_plugin_metric_provider().call_garbage_collect(&mut *store, ctx, limit).await
-        })
+    pub async fn garbage_collect(
+        &self,
+        ctx: &AnalysisContext,
+        limit: u32,
+    ) -> Result<(), CallError> {
+        call_export!(
+            self,
+            "garbage-collect",
+            Some(&ctx.namespace),
+            Some(&ctx.analysis_run),
+            accept,
+            |p, store| {
+                p.sluice_plugin_metric_provider()
+                    .call_garbage_collect(&mut *store, ctx, limit)
+                    .await
+            }
+        )
     }
 
     /// `get-metadata`.
-    pub async fn get_metadata(&self, ctx: &AnalysisContext) -> Result<Vec<(String, String)>, CallError> {
-        call_export!(self, "get-metadata", Some(&ctx.namespace), Some(&ctx.analysis_run), validate_metadata, |p, store| {
-            p.sluice_plugin_metric_provider().call_get_metadata(&mut *store, ctx).await.map(Ok)
-        })
+    pub async fn get_metadata(
+        &self,
+        ctx: &AnalysisContext,
+    ) -> Result<Vec<(String, String)>, CallError> {
+        call_export!(
+            self,
+            "get-metadata",
+            Some(&ctx.namespace),
+            Some(&ctx.analysis_run),
+            validate_metadata,
+            |p, store| {
+                p.sluice_plugin_metric_provider()
+                    .call_get_metadata(&mut *store, ctx)
+                    .await
+                    .map(Ok)
+            }
+        )
     }
 }
 
@@ -464,7 +676,9 @@ impl CompiledComponent {
 
 impl std::fmt::Debug for CompiledComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledComponent").field("digest", &self.digest).finish()
+        f.debug_struct("CompiledComponent")
+            .field("digest", &self.digest)
+            .finish()
     }
 }
 
@@ -472,7 +686,10 @@ impl PluginEngine {
     /// Compiles component bytes on a blocking thread.
     pub async fn compile_component(&self, wasm: Arc<[u8]>) -> Result<CompiledComponent, LoadError> {
         let digest = crate::loader::sha256_hex(&wasm);
-        Ok(CompiledComponent { component: self.compile(wasm).await?, digest })
+        Ok(CompiledComponent {
+            component: self.compile(wasm).await?,
+            digest,
+        })
     }
 
     /// Links and verifies a compiled plugin (calls `plugin-type` and `init`).
@@ -483,7 +700,14 @@ impl PluginEngine {
         services: HostServices,
         metrics: PluginMetrics,
     ) -> Result<Plugin, LoadError> {
-        self.instantiate_plugin(spec, &compiled.component, compiled.digest.clone(), services, metrics).await
+        self.instantiate_plugin(
+            spec,
+            &compiled.component,
+            compiled.digest.clone(),
+            services,
+            metrics,
+        )
+        .await
     }
 
     pub(crate) async fn instantiate_plugin(
@@ -496,7 +720,10 @@ impl PluginEngine {
     ) -> Result<Plugin, LoadError> {
         let ceiling = self.inner.options.max_memory_bytes;
         if spec.limits.memory_bytes > ceiling {
-            return Err(LoadError::LimitTooLarge { requested: spec.limits.memory_bytes, ceiling });
+            return Err(LoadError::LimitTooLarge {
+                requested: spec.limits.memory_bytes,
+                ceiling,
+            });
         }
         let pre: InstancePre<HostState> = self.link(spec.kind, component)?;
         let mut args = vec![spec.name.clone()];
@@ -511,21 +738,38 @@ impl PluginEngine {
             metrics,
             digest,
         });
-        let core = CallCore { engine: self.clone(), shared, plugin_type: String::new() };
-        let link_error = |e: wasmtime::Error| LoadError::Link { reason: format!("{e:#}") };
+        let core = CallCore {
+            engine: self.clone(),
+            shared,
+            plugin_type: String::new(),
+        };
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            reason: format!("{e:#}"),
+        };
         let plugin = match spec.kind {
             crate::PluginKind::TrafficRouter => {
-                let mut router = TrafficRouter { core, pre: TrafficRouterPluginPre::new(pre).map_err(link_error)? };
-                let plugin_type = router.plugin_type().await.map_err(LoadError::Verification)?;
+                let mut router = TrafficRouter {
+                    core,
+                    pre: TrafficRouterPluginPre::new(pre).map_err(link_error)?,
+                };
+                let plugin_type = router
+                    .plugin_type()
+                    .await
+                    .map_err(LoadError::Verification)?;
                 check_type(&spec, &plugin_type)?;
                 router.init().await.map_err(LoadError::Verification)?;
                 router.core.plugin_type = plugin_type;
                 Plugin::TrafficRouter(router)
             }
             crate::PluginKind::MetricProvider => {
-                let mut provider =
-                    MetricProvider { core, pre: MetricProviderPluginPre::new(pre).map_err(link_error)? };
-                let plugin_type = provider.plugin_type().await.map_err(LoadError::Verification)?;
+                let mut provider = MetricProvider {
+                    core,
+                    pre: MetricProviderPluginPre::new(pre).map_err(link_error)?,
+                };
+                let plugin_type = provider
+                    .plugin_type()
+                    .await
+                    .map_err(LoadError::Verification)?;
                 check_type(&spec, &plugin_type)?;
                 provider.init().await.map_err(LoadError::Verification)?;
                 provider.core.plugin_type = plugin_type;
@@ -538,9 +782,10 @@ impl PluginEngine {
 
 fn check_type(spec: &PluginSpec, actual: &str) -> Result<(), LoadError> {
     match &spec.expected_type {
-        Some(expected) if expected != actual => {
-            Err(LoadError::WrongPluginType { expected: expected.clone(), actual: actual.to_owned() })
-        }
+        Some(expected) if expected != actual => Err(LoadError::WrongPluginType {
+            expected: expected.clone(),
+            actual: actual.to_owned(),
+        }),
         _ => Ok(()),
     }
 }

@@ -54,7 +54,9 @@ pub struct PluginRegistry {
 
 impl std::fmt::Debug for PluginRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginRegistry").field("status", &self.status()).finish_non_exhaustive()
+        f.debug_struct("PluginRegistry")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,7 +90,8 @@ impl PluginRegistry {
             let name = entry.spec.name.clone();
             let unchanged = self.read_slots(|slots| {
                 slots.get(&name).is_some_and(|slot| {
-                    slot.entry.as_ref() == Some(entry) && matches!(slot.status, PluginStatus::Ready { .. })
+                    slot.entry.as_ref() == Some(entry)
+                        && matches!(slot.status, PluginStatus::Ready { .. })
                 })
             }) && pinned(entry);
             if unchanged {
@@ -110,7 +113,12 @@ impl PluginRegistry {
                 Err(error) => {
                     tracing::error!(plugin = %name, location = %entry.location, %error, "plugin failed to load");
                     self.metrics.load_failure(&name);
-                    self.failed_slot(&name, entry.spec.kind, Some(entry.clone()), error.to_string())
+                    self.failed_slot(
+                        &name,
+                        entry.spec.kind,
+                        Some(entry.clone()),
+                        error.to_string(),
+                    )
                 }
             };
             loaded.push((name, slot));
@@ -141,7 +149,12 @@ impl PluginRegistry {
 
     /// The status of every configured plugin.
     pub fn status(&self) -> BTreeMap<String, PluginStatus> {
-        self.read_slots(|slots| slots.iter().map(|(name, slot)| (name.clone(), slot.status.clone())).collect())
+        self.read_slots(|slots| {
+            slots
+                .iter()
+                .map(|(name, slot)| (name.clone(), slot.status.clone()))
+                .collect()
+        })
     }
 
     /// The traffic router named `name`.
@@ -167,13 +180,23 @@ impl PluginRegistry {
 
     fn plugin(&self, name: &str, kind: PluginKind) -> Result<Plugin, CallError> {
         self.read_slots(|slots| match slots.get(name) {
-            Some(Slot { plugin: Some(plugin), .. }) => Ok(plugin.clone()),
-            Some(Slot { status: PluginStatus::Failed { reason, .. }, .. }) => {
-                Err(CallError::Load { plugin: name.to_owned(), reason: reason.clone() })
-            }
+            Some(Slot {
+                plugin: Some(plugin),
+                ..
+            }) => Ok(plugin.clone()),
+            Some(Slot {
+                status: PluginStatus::Failed { reason, .. },
+                ..
+            }) => Err(CallError::Load {
+                plugin: name.to_owned(),
+                reason: reason.clone(),
+            }),
             _ => Err(CallError::Load {
                 plugin: name.to_owned(),
-                reason: format!("no {} plugin with this name is configured", kind_label(kind)),
+                reason: format!(
+                    "no {} plugin with this name is configured",
+                    kind_label(kind)
+                ),
             }),
         })
     }
@@ -183,9 +206,18 @@ impl PluginRegistry {
     }
 
     /// A failed slot that keeps the previous plugin of the same kind serving, if there is one.
-    fn failed_slot(&self, name: &str, kind: PluginKind, entry: Option<PluginEntry>, reason: String) -> Slot {
+    fn failed_slot(
+        &self,
+        name: &str,
+        kind: PluginKind,
+        entry: Option<PluginEntry>,
+        reason: String,
+    ) -> Slot {
         let previous = self.read_slots(|slots| {
-            slots.get(name).filter(|slot| slot.kind == kind).and_then(|slot| slot.plugin.clone())
+            slots
+                .get(name)
+                .filter(|slot| slot.kind == kind)
+                .and_then(|slot| slot.plugin.clone())
         });
         Slot {
             entry,
@@ -199,7 +231,10 @@ impl PluginRegistry {
     }
 
     async fn load(&self, entry: &PluginEntry) -> Result<Plugin, LoadError> {
-        let (bytes, digest) = self.fetcher.fetch(&entry.location, entry.sha256.as_deref()).await?;
+        let (bytes, digest) = self
+            .fetcher
+            .fetch(&entry.location, entry.sha256.as_deref())
+            .await?;
         let component = {
             let mut components = self.components.lock().await;
             match components.get(&digest) {
@@ -212,16 +247,28 @@ impl PluginRegistry {
             }
         };
         self.engine
-            .instantiate_plugin(entry.spec.clone(), &component, digest, self.services.clone(), self.metrics.clone())
+            .instantiate_plugin(
+                entry.spec.clone(),
+                &component,
+                digest,
+                self.services.clone(),
+                self.metrics.clone(),
+            )
             .await
     }
 
     /// Drops compiled components no plugin uses any more.
     async fn prune_components(&self) {
         let in_use: std::collections::HashSet<String> = self.read_slots(|slots| {
-            slots.values().filter_map(|s| s.plugin.as_ref().map(|p| p.digest().to_owned())).collect()
+            slots
+                .values()
+                .filter_map(|s| s.plugin.as_ref().map(|p| p.digest().to_owned()))
+                .collect()
         });
-        self.components.lock().await.retain(|digest, _| in_use.contains(digest));
+        self.components
+            .lock()
+            .await
+            .retain(|digest, _| in_use.contains(digest));
     }
 }
 
@@ -239,5 +286,8 @@ fn kind_label(kind: PluginKind) -> &'static str {
 }
 
 fn wrong_kind(name: &str, wanted: PluginKind) -> CallError {
-    CallError::Load { plugin: name.to_owned(), reason: format!("configured, but not as a {} plugin", kind_label(wanted)) }
+    CallError::Load {
+        plugin: name.to_owned(),
+        reason: format!("configured, but not as a {} plugin", kind_label(wanted)),
+    }
 }

@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_runtime::{BoxFuture, HttpBackend, HttpCallLimits, HttpFailure, HttpRequest, HttpResponse};
+use sluice_runtime::{
+    BoxFuture, HttpBackend, HttpCallLimits, HttpFailure, HttpRequest, HttpResponse,
+};
 
 type Responder = Arc<dyn Fn(&HttpRequest) -> HttpResponse + Send + Sync>;
 
@@ -21,7 +23,10 @@ pub struct HttpScript {
 
 impl std::fmt::Debug for HttpScript {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpScript").field("method", &self.method).field("url", &self.url).finish()
+        f.debug_struct("HttpScript")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -39,7 +44,11 @@ impl ScriptedHttp {
 
     /// Answers `method url` with `status` and `body`.
     pub fn respond(&self, method: &str, url: &str, status: u16, body: &str) {
-        let response = HttpResponse { status, headers: Vec::new(), body: body.as_bytes().to_vec() };
+        let response = HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
         self.respond_with(Some(method), url, move |_| response.clone());
     }
 
@@ -60,12 +69,24 @@ impl ScriptedHttp {
 
     /// Answers `url` with `status` and `body` after `delay`.
     pub fn respond_after(&self, url: &str, delay: Duration, status: u16, body: &str) {
-        let response = HttpResponse { status, headers: Vec::new(), body: body.as_bytes().to_vec() };
-        self.add(HttpScript { method: None, url: url.to_owned(), responder: Arc::new(move |_| response.clone()), delay: Some(delay) });
+        let response = HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        self.add(HttpScript {
+            method: None,
+            url: url.to_owned(),
+            responder: Arc::new(move |_| response.clone()),
+            delay: Some(delay),
+        });
     }
 
     fn add(&self, script: HttpScript) {
-        self.scripts.lock().unwrap_or_else(|p| p.into_inner()).push(script);
+        self.scripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(script);
     }
 
     fn find(&self, request: &HttpRequest) -> Option<HttpScript> {
@@ -74,17 +95,26 @@ impl ScriptedHttp {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .rev()
-            .find(|s| s.url == request.url && s.method.as_deref().is_none_or(|m| m == request.method))
+            .find(|s| {
+                s.url == request.url && s.method.as_deref().is_none_or(|m| m == request.method)
+            })
             .cloned()
     }
 }
 
 impl HttpBackend for ScriptedHttp {
-    fn send(&self, request: HttpRequest, limits: HttpCallLimits) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>> {
+    fn send(
+        &self,
+        request: HttpRequest,
+        limits: HttpCallLimits,
+    ) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>> {
         let script = self.find(&request);
         Box::pin(async move {
             let script = script.ok_or_else(|| {
-                HttpFailure::Connect(format!("no scripted response for {} {}", request.method, request.url))
+                HttpFailure::Connect(format!(
+                    "no scripted response for {} {}",
+                    request.method, request.url
+                ))
             })?;
             if let Some(delay) = script.delay {
                 tokio::time::sleep(delay).await;

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_runtime::{BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody};
+use sluice_runtime::{
+    BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody,
+};
 
 /// (group, kind, namespace, name)
 type Key = (String, String, String, String);
@@ -50,34 +52,56 @@ pub enum FixtureError {
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn key_of(gvk: &Gvk, namespace: Option<&str>, name: &str) -> Key {
-    (gvk.group.clone(), gvk.kind.clone(), namespace.unwrap_or_default().to_owned(), name.to_owned())
+    (
+        gvk.group.clone(),
+        gvk.kind.clone(),
+        namespace.unwrap_or_default().to_owned(),
+        name.to_owned(),
+    )
 }
 
 fn describe(key: &Key) -> String {
     let (group, kind, namespace, name) = key;
-    let kind = if group.is_empty() { kind.clone() } else { format!("{kind}.{group}") };
-    if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
+    let kind = if group.is_empty() {
+        kind.clone()
+    } else {
+        format!("{kind}.{group}")
+    };
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
 }
 
 /// `a=b`, `a!=b`, `a` and `!a` terms, comma-separated.
 fn labels_match(object: &Value, selector: &str) -> bool {
-    let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+    let labels = object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object);
     let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    selector.split(',').map(str::trim).filter(|t| !t.is_empty()).all(|term| {
-        if let Some((k, v)) = term.split_once("!=") {
-            label(k.trim()) != Some(v.trim())
-        } else if let Some((k, v)) = term.split_once('=') {
-            label(k.trim().trim_end_matches('=')) == Some(v.trim())
-        } else if let Some(k) = term.strip_prefix('!') {
-            label(k).is_none()
-        } else {
-            label(term).is_some()
-        }
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            if let Some((k, v)) = term.split_once("!=") {
+                label(k.trim()) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once('=') {
+                label(k.trim().trim_end_matches('=')) == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                label(k).is_none()
+            } else {
+                label(term).is_some()
+            }
+        })
 }
 
 impl InMemoryKube {
@@ -97,13 +121,19 @@ impl InMemoryKube {
 
     /// Inserts or replaces an object (must have apiVersion, kind, metadata.name).
     pub fn insert(&self, mut object: Value) -> Result<(), FixtureError> {
-        let (api_version, kind, name) =
-            (str_at(&object, "/apiVersion"), str_at(&object, "/kind"), str_at(&object, "/metadata/name"));
+        let (api_version, kind, name) = (
+            str_at(&object, "/apiVersion"),
+            str_at(&object, "/kind"),
+            str_at(&object, "/metadata/name"),
+        );
         if api_version.is_empty() || kind.is_empty() || name.is_empty() {
             return Err(FixtureError::Incomplete(object.to_string()));
         }
         let gvk = Gvk::from_api_version(api_version, kind);
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let key = key_of(&gvk, namespace.as_deref(), name);
         let mut state = self.lock();
         state.stamp(&mut object);
@@ -118,8 +148,11 @@ impl InMemoryKube {
 
     fn load_yaml_named(&self, text: &str, path: &str) -> Result<(), FixtureError> {
         for document in serde_yaml::Deserializer::from_str(text) {
-            let value: Value = serde::Deserialize::deserialize(document)
-                .map_err(|source| FixtureError::Yaml { path: path.to_owned(), source })?;
+            let value: Value =
+                serde::Deserialize::deserialize(document).map_err(|source| FixtureError::Yaml {
+                    path: path.to_owned(),
+                    source,
+                })?;
             match value {
                 Value::Null => {}
                 Value::Array(items) => items.into_iter().try_for_each(|item| self.insert(item))?,
@@ -131,15 +164,26 @@ impl InMemoryKube {
 
     /// Inserts the objects of a YAML file.
     pub fn load_yaml_file(&self, path: &Path) -> Result<(), FixtureError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| FixtureError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         self.load_yaml_named(&text, &path.display().to_string())
     }
 
     /// The stored object, if any.
-    pub fn object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let gvk = Gvk::from_api_version(api_version, kind);
-        self.lock().objects.get(&key_of(&gvk, namespace, name)).cloned()
+        self.lock()
+            .objects
+            .get(&key_of(&gvk, namespace, name))
+            .cloned()
     }
 
     /// Every stored object.
@@ -159,13 +203,24 @@ impl State {
     fn stamp(&mut self, object: &mut Value) {
         self.next_resource_version += 1;
         if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.insert("resourceVersion".into(), Value::String(self.next_resource_version.to_string()));
+            metadata.insert(
+                "resourceVersion".into(),
+                Value::String(self.next_resource_version.to_string()),
+            );
         }
     }
 
     fn check_version(&self, current: &Value, incoming: &Value, key: &Key) -> Result<(), KubeError> {
-        match incoming.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
-            Some(wanted) if Some(wanted) != current.pointer("/metadata/resourceVersion").and_then(Value::as_str) => {
+        match incoming
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(wanted)
+                if Some(wanted)
+                    != current
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str) =>
+            {
                 Err(KubeError::Conflict(format!(
                     "{} was modified: resourceVersion {wanted} is not the latest",
                     describe(key)
@@ -181,7 +236,11 @@ impl KubeBackend for InMemoryKube {
         Box::pin(async move {
             self.delay().await;
             let key = key_of(&key.gvk, key.namespace.as_deref(), &key.name);
-            self.lock().objects.get(&key).cloned().ok_or_else(|| KubeError::NotFound(describe(&key)))
+            self.lock()
+                .objects
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| KubeError::NotFound(describe(&key)))
         })
     }
 
@@ -198,13 +257,24 @@ impl KubeBackend for InMemoryKube {
                 .objects
                 .iter()
                 .filter(|((group, kind, ns, _), _)| {
-                    *group == gvk.group && *kind == gvk.kind && namespace.is_none_or(|wanted| ns == wanted)
+                    *group == gvk.group
+                        && *kind == gvk.kind
+                        && namespace.is_none_or(|wanted| ns == wanted)
                 })
                 .map(|(_, object)| object)
-                .filter(|object| options.label_selector.as_deref().is_none_or(|s| labels_match(object, s)))
+                .filter(|object| {
+                    options
+                        .label_selector
+                        .as_deref()
+                        .is_none_or(|s| labels_match(object, s))
+                })
                 .cloned()
                 .collect();
-            Ok(ObjectPage { items, continue_token: None, resource_version: state.next_resource_version.to_string() })
+            Ok(ObjectPage {
+                items,
+                continue_token: None,
+                resource_version: state.next_resource_version.to_string(),
+            })
         })
     }
 
@@ -220,13 +290,19 @@ impl KubeBackend for InMemoryKube {
             if name.is_empty() {
                 return Err(KubeError::Invalid("metadata.name is required".into()));
             }
-            if let (Some(ns), Some(metadata)) = (namespace, object.get_mut("metadata").and_then(Value::as_object_mut)) {
+            if let (Some(ns), Some(metadata)) = (
+                namespace,
+                object.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
                 metadata.insert("namespace".into(), Value::String(ns.to_owned()));
             }
             let key = key_of(gvk, namespace, &name);
             let mut state = self.lock();
             if state.objects.contains_key(&key) {
-                return Err(KubeError::Conflict(format!("{} already exists", describe(&key))));
+                return Err(KubeError::Conflict(format!(
+                    "{} already exists",
+                    describe(&key)
+                )));
             }
             state.stamp(&mut object);
             state.objects.insert(key, object.clone());
@@ -262,7 +338,8 @@ impl KubeBackend for InMemoryKube {
                 PatchBody::Json(body) => {
                     let operations: json_patch::Patch = serde_json::from_value(body)
                         .map_err(|e| KubeError::Invalid(format!("not a JSON patch: {e}")))?;
-                    json_patch::patch(&mut object, &operations).map_err(|e| KubeError::Invalid(e.to_string()))?;
+                    json_patch::patch(&mut object, &operations)
+                        .map_err(|e| KubeError::Invalid(e.to_string()))?;
                 }
             }
             if key.namespace.is_none()
@@ -280,7 +357,11 @@ impl KubeBackend for InMemoryKube {
         Box::pin(async move {
             self.delay().await;
             let key = key_of(&key.gvk, key.namespace.as_deref(), &key.name);
-            self.lock().objects.remove(&key).map(drop).ok_or_else(|| KubeError::NotFound(describe(&key)))
+            self.lock()
+                .objects
+                .remove(&key)
+                .map(drop)
+                .ok_or_else(|| KubeError::NotFound(describe(&key)))
         })
     }
 }
@@ -290,7 +371,11 @@ mod tests {
     use super::*;
 
     fn cm_key(name: &str) -> ObjectKey {
-        ObjectKey { gvk: Gvk::from_api_version("v1", "ConfigMap"), namespace: Some("shop".into()), name: name.into() }
+        ObjectKey {
+            gvk: Gvk::from_api_version("v1", "ConfigMap"),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
     }
 
     #[tokio::test]
@@ -303,28 +388,62 @@ mod tests {
         let a = kube.get(&cm_key("a")).await.unwrap();
         assert_eq!(a["metadata"]["resourceVersion"], "1");
 
-        let merged = kube.patch(&cm_key("a"), PatchBody::Merge(json!({"data": {"y": "2"}})), "m").await.unwrap();
+        let merged = kube
+            .patch(
+                &cm_key("a"),
+                PatchBody::Merge(json!({"data": {"y": "2"}})),
+                "m",
+            )
+            .await
+            .unwrap();
         assert_eq!(merged["data"], json!({"x": "1", "y": "2"}));
-        let stale = PatchBody::Merge(json!({"metadata": {"resourceVersion": "1"}, "data": {"z": "3"}}));
-        assert!(matches!(kube.patch(&cm_key("a"), stale, "m").await, Err(KubeError::Conflict(_))));
+        let stale =
+            PatchBody::Merge(json!({"metadata": {"resourceVersion": "1"}, "data": {"z": "3"}}));
+        assert!(matches!(
+            kube.patch(&cm_key("a"), stale, "m").await,
+            Err(KubeError::Conflict(_))
+        ));
 
         let ops = json!([{"op": "remove", "path": "/data/x"}]);
-        let patched = kube.patch(&cm_key("a"), PatchBody::Json(ops), "m").await.unwrap();
+        let patched = kube
+            .patch(&cm_key("a"), PatchBody::Json(ops), "m")
+            .await
+            .unwrap();
         assert_eq!(patched["data"], json!({"y": "2"}));
 
-        let applied = kube.patch(&cm_key("b"), PatchBody::Apply(json!({"data": {"k": "v"}})), "m").await.unwrap();
+        let applied = kube
+            .patch(
+                &cm_key("b"),
+                PatchBody::Apply(json!({"data": {"k": "v"}})),
+                "m",
+            )
+            .await
+            .unwrap();
         assert_eq!(applied["metadata"]["namespace"], "shop");
 
         let gvk = Gvk::from_api_version("v1", "ConfigMap");
         let selected = kube
-            .list(&gvk, Some("shop"), &ListOptions { label_selector: Some("app=web".into()), ..Default::default() })
+            .list(
+                &gvk,
+                Some("shop"),
+                &ListOptions {
+                    label_selector: Some("app=web".into()),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         assert_eq!(selected.items.len(), 1);
 
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
-        assert!(matches!(kube.create(&gvk, Some("shop"), object).await, Err(KubeError::Conflict(_))));
+        assert!(matches!(
+            kube.create(&gvk, Some("shop"), object).await,
+            Err(KubeError::Conflict(_))
+        ));
         kube.delete(&cm_key("a")).await.unwrap();
-        assert!(matches!(kube.get(&cm_key("a")).await, Err(KubeError::NotFound(_))));
+        assert!(matches!(
+            kube.get(&cm_key("a")).await,
+            Err(KubeError::NotFound(_))
+        ));
     }
 }

@@ -31,10 +31,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use sluice_runtime;
 pub use sluice_runtime::{
-    AnalysisContext, AnalysisPhase, CallError, Capability, Exchange, Grants, GrantsSpec, LoadError, LogLevel,
-    LogRecord, Measurement, MetricProvider, PluginKind, PluginMetrics, RolloutContext, TrafficRouter,
+    AnalysisContext, AnalysisPhase, CallError, Capability, Exchange, Grants, GrantsSpec, LoadError,
+    LogLevel, LogRecord, Measurement, MetricProvider, PluginKind, PluginMetrics, RolloutContext,
+    TrafficRouter,
 };
-use sluice_runtime::{CompiledComponent, EngineOptions, HostObserver, HostServices, Limits, Plugin, PluginEngine, PluginSpec};
+use sluice_runtime::{
+    CompiledComponent, EngineOptions, HostObserver, HostServices, Limits, Plugin, PluginEngine,
+    PluginSpec,
+};
 
 pub use crate::http::{HttpScript, ScriptedHttp};
 pub use crate::kube::{FixtureError, InMemoryKube};
@@ -74,7 +78,10 @@ pub struct Recorder {
 impl Recorder {
     /// Exchanges so far.
     pub fn exchanges(&self) -> Vec<Exchange> {
-        self.exchanges.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Log records so far.
@@ -84,18 +91,27 @@ impl Recorder {
 
     /// Forgets everything recorded.
     pub fn clear(&self) {
-        self.exchanges.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
 impl HostObserver for Recorder {
     fn exchange(&self, exchange: Exchange) {
-        self.exchanges.lock().unwrap_or_else(|p| p.into_inner()).push(exchange);
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(exchange);
     }
 
     fn log(&self, record: LogRecord) {
-        self.logs.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+        self.logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(record);
     }
 }
 
@@ -110,7 +126,11 @@ pub fn shared_engine() -> Result<PluginEngine, HarnessError> {
 }
 
 /// Compiles `path` once per process (keyed by path and digest).
-async fn compiled(engine: &PluginEngine, path: &Path, wasm: Arc<[u8]>) -> Result<CompiledComponent, LoadError> {
+async fn compiled(
+    engine: &PluginEngine,
+    path: &Path,
+    wasm: Arc<[u8]>,
+) -> Result<CompiledComponent, LoadError> {
     static CACHE: OnceLock<Mutex<HashMap<(PathBuf, String), CompiledComponent>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (path.to_owned(), sluice_runtime::sha256_hex(&wasm));
@@ -118,7 +138,10 @@ async fn compiled(engine: &PluginEngine, path: &Path, wasm: Arc<[u8]>) -> Result
         return Ok(found.clone());
     }
     let component = engine.compile_component(wasm).await?;
-    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, component.clone());
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, component.clone());
     Ok(component)
 }
 
@@ -138,9 +161,14 @@ impl PluginHarness {
     /// grants and default limits.
     pub fn new(kind: PluginKind, path: impl AsRef<Path>) -> Result<Self, HarnessError> {
         let path = path.as_ref().to_owned();
-        let wasm = std::fs::read(&path)
-            .map_err(|source| HarnessError::Read { path: path.display().to_string(), source })?;
-        let name = path.file_stem().map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().replace('_', "-"));
+        let wasm = std::fs::read(&path).map_err(|source| HarnessError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path.file_stem().map_or_else(
+            || "plugin".to_owned(),
+            |s| s.to_string_lossy().replace('_', "-"),
+        );
         Ok(Self {
             path,
             wasm: wasm.into(),
@@ -183,8 +211,11 @@ impl PluginHarness {
 
     /// Sets grants from YAML (the `grants` block of the plugin ConfigMap).
     pub fn grants_yaml(self, yaml: &str) -> Result<Self, HarnessError> {
-        let spec: GrantsSpec = serde_yaml::from_str(yaml).map_err(|e| HarnessError::Grants(e.to_string()))?;
-        let grants = spec.validate().map_err(|e| HarnessError::Grants(e.to_string()))?;
+        let spec: GrantsSpec =
+            serde_yaml::from_str(yaml).map_err(|e| HarnessError::Grants(e.to_string()))?;
+        let grants = spec
+            .validate()
+            .map_err(|e| HarnessError::Grants(e.to_string()))?;
         Ok(self.grants(grants))
     }
 
@@ -250,7 +281,14 @@ impl PluginHarness {
             http: self.http.clone(),
             observer: Some(self.recorder.clone()),
         };
-        Ok(engine.load_plugin(self.spec.clone(), &component, services, self.metrics.clone()).await?)
+        Ok(engine
+            .load_plugin(
+                self.spec.clone(),
+                &component,
+                services,
+                self.metrics.clone(),
+            )
+            .await?)
     }
 
     /// Loads the plugin as a traffic router.
@@ -273,7 +311,9 @@ impl PluginHarness {
 /// `load` links the world of the harness's kind, so the other kind cannot come back; this is
 /// reported as a load error rather than a panic all the same.
 fn unreachable_kind<T>() -> Result<T, HarnessError> {
-    Err(HarnessError::Load(LoadError::Link { reason: "loaded plugin has the wrong kind".into() }))
+    Err(HarnessError::Load(LoadError::Link {
+        reason: "loaded plugin has the wrong kind".into(),
+    }))
 }
 
 /// A minimal Rollout context: namespace, name and plugin config JSON.
@@ -293,7 +333,12 @@ pub fn rollout_context(namespace: &str, name: &str, plugin_config: &str) -> Roll
 }
 
 /// A minimal analysis context: namespace, AnalysisRun name, metric name and plugin config JSON.
-pub fn analysis_context(namespace: &str, analysis_run: &str, metric: &str, plugin_config: &str) -> AnalysisContext {
+pub fn analysis_context(
+    namespace: &str,
+    analysis_run: &str,
+    metric: &str,
+    plugin_config: &str,
+) -> AnalysisContext {
     AnalysisContext {
         namespace: namespace.to_owned(),
         analysis_run: analysis_run.to_owned(),

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_runtime::{
-    AnalysisPhase, CallError, HeaderMatch, HeaderRoute, LimitsSpec, Measurement, MirrorRoute, RouteMatch,
-    StringMatch, Verification, WeightDestination,
+    AnalysisPhase, CallError, HeaderMatch, HeaderRoute, LimitsSpec, Measurement, MirrorRoute,
+    RouteMatch, StringMatch, Verification, WeightDestination,
 };
 
 use crate::{HarnessError, PluginHarness, PluginKind, analysis_context, rollout_context};
@@ -209,7 +209,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "scenario {}", self.path.display())?;
         for call in &self.calls {
-            let mark = if call.failures.is_empty() { "ok  " } else { "FAIL" };
+            let mark = if call.failures.is_empty() {
+                "ok  "
+            } else {
+                "FAIL"
+            };
             writeln!(f, "  {mark} {} -> {}", call.method, call.outcome)?;
             for failure in &call.failures {
                 writeln!(f, "       {failure}")?;
@@ -220,7 +224,11 @@ impl fmt::Display for Report {
         }
         let passed = self.calls.iter().filter(|c| c.failures.is_empty()).count();
         let failed = self.calls.len() - passed + usize::from(!self.kube_failures.is_empty());
-        write!(f, "{passed} passed, {failed} failed ({} host calls)", self.host_calls)
+        write!(
+            f,
+            "{passed} passed, {failed} failed ({} host calls)",
+            self.host_calls
+        )
     }
 }
 
@@ -254,40 +262,62 @@ pub fn run_file(path: impl AsRef<Path>) -> Result<Report, ScenarioError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+        .map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
     runtime.block_on(run_file_async(path))
 }
 
 /// Reads and runs a scenario file (inside an existing tokio runtime).
 pub async fn run_file_async(path: &Path) -> Result<Report, ScenarioError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
-    let scenario: Scenario = serde_yaml::from_str(&text)
-        .map_err(|e| ScenarioError::Invalid { path: path.display().to_string(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let scenario: Scenario = serde_yaml::from_str(&text).map_err(|e| ScenarioError::Invalid {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     run(scenario, path.parent().unwrap_or(Path::new(".")), path).await
 }
 
 /// Runs a parsed scenario; relative paths resolve against `base`.
 pub async fn run(scenario: Scenario, base: &Path, path: &Path) -> Result<Report, ScenarioError> {
-    let invalid = |reason: String| ScenarioError::Invalid { path: path.display().to_string(), reason };
+    let invalid = |reason: String| ScenarioError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
     let mut harness = PluginHarness::new(scenario.kind, base.join(&scenario.plugin))?;
     if let Some(name) = &scenario.name {
         harness = harness.name(name);
     }
     if let Some(grants) = &scenario.grants {
-        harness = harness.grants_yaml(&serde_yaml::to_string(grants).map_err(|e| invalid(e.to_string()))?)?;
+        harness = harness
+            .grants_yaml(&serde_yaml::to_string(grants).map_err(|e| invalid(e.to_string()))?)?;
     }
-    let limits = scenario.limits.resolve(&sluice_runtime::Limits::default()).map_err(|e| invalid(e.to_string()))?;
+    let limits = scenario
+        .limits
+        .resolve(&sluice_runtime::Limits::default())
+        .map_err(|e| invalid(e.to_string()))?;
     harness = harness.limits(limits);
     for object in scenario.kube.objects {
         harness.kube().insert(object).map_err(HarnessError::from)?;
     }
     for file in &scenario.kube.files {
-        harness.kube().load_yaml_file(&base.join(file)).map_err(HarnessError::from)?;
+        harness
+            .kube()
+            .load_yaml_file(&base.join(file))
+            .map_err(HarnessError::from)?;
     }
     for fixture in &scenario.http {
         let method = fixture.method.as_deref().unwrap_or("GET");
-        harness.http().respond(method, &fixture.url, fixture.status.unwrap_or(200), &fixture.body);
+        harness.http().respond(
+            method,
+            &fixture.url,
+            fixture.status.unwrap_or(200),
+            &fixture.body,
+        );
     }
     let mut calls = Vec::new();
     match scenario.kind {
@@ -306,8 +336,17 @@ pub async fn run(scenario: Scenario, base: &Path, path: &Path) -> Result<Report,
             }
         }
     }
-    let kube_failures = scenario.expect_kube.iter().filter_map(|e| check_kube(&harness, e)).collect();
-    Ok(Report { path: path.to_owned(), calls, kube_failures, host_calls: harness.exchanges().len() })
+    let kube_failures = scenario
+        .expect_kube
+        .iter()
+        .filter_map(|e| check_kube(&harness, e))
+        .collect();
+    Ok(Report {
+        path: path.to_owned(),
+        calls,
+        kube_failures,
+        host_calls: harness.exchanges().len(),
+    })
 }
 
 fn outcome<T>(result: Result<T, CallError>, to_json: impl FnOnce(T) -> Value) -> Value {
@@ -318,13 +357,19 @@ fn outcome<T>(result: Result<T, CallError>, to_json: impl FnOnce(T) -> Value) ->
 }
 
 fn config_json(value: &Value) -> String {
-    if value.is_null() { "{}".to_owned() } else { value.to_string() }
+    if value.is_null() {
+        "{}".to_owned()
+    } else {
+        value.to_string()
+    }
 }
 
 fn arg<T: serde::de::DeserializeOwned + Default>(args: &Value, name: &str) -> Result<T, String> {
     match args.get(name) {
         None | Some(Value::Null) => Ok(T::default()),
-        Some(value) => serde_json::from_value(value.clone()).map_err(|e| format!("args.{name}: {e}")),
+        Some(value) => {
+            serde_json::from_value(value.clone()).map_err(|e| format!("args.{name}: {e}"))
+        }
     }
 }
 
@@ -353,11 +398,23 @@ async fn router_call(router: &sluice_runtime::TrafficRouter, call: &Call) -> Res
         "update-hash" => {
             let canary: String = arg(args, "canaryHash")?;
             let stable: String = arg(args, "stableHash")?;
-            outcome(router.update_hash(&ctx, &canary, &stable, &destinations).await, unit)
+            outcome(
+                router
+                    .update_hash(&ctx, &canary, &stable, &destinations)
+                    .await,
+                unit,
+            )
         }
-        "set-weight" => outcome(router.set_weight(&ctx, arg(args, "desiredWeight")?, &destinations).await, unit),
+        "set-weight" => outcome(
+            router
+                .set_weight(&ctx, arg(args, "desiredWeight")?, &destinations)
+                .await,
+            unit,
+        ),
         "verify-weight" => outcome(
-            router.verify_weight(&ctx, arg(args, "desiredWeight")?, &destinations).await,
+            router
+                .verify_weight(&ctx, arg(args, "desiredWeight")?, &destinations)
+                .await,
             |v| Value::String(verification_name(v).into()),
         ),
         "set-header-route" => {
@@ -373,7 +430,10 @@ async fn router_call(router: &sluice_runtime::TrafficRouter, call: &Call) -> Res
     })
 }
 
-async fn provider_call(provider: &sluice_runtime::MetricProvider, call: &Call) -> Result<Value, String> {
+async fn provider_call(
+    provider: &sluice_runtime::MetricProvider,
+    call: &Call,
+) -> Result<Value, String> {
     let spec = call.analysis.as_ref();
     let ctx = analysis_context(
         spec.map_or("default", |s| s.namespace.as_str()),
@@ -396,7 +456,10 @@ async fn provider_call(provider: &sluice_runtime::MetricProvider, call: &Call) -
             };
             outcome(result, measurement_json)
         }
-        "garbage-collect" => outcome(provider.garbage_collect(&ctx, arg(args, "limit")?).await, |()| Value::Null),
+        "garbage-collect" => outcome(
+            provider.garbage_collect(&ctx, arg(args, "limit")?).await,
+            |()| Value::Null,
+        ),
         "get-metadata" => outcome(provider.get_metadata(&ctx).await, |m| {
             Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
         }),
@@ -418,36 +481,61 @@ fn check(call: &Call, outcome: Value) -> CallReport {
         match outcome.get("ok") {
             Some(value) if contains(value, wanted) => {}
             Some(value) => failures.push(format!("value {value} does not contain {wanted}")),
-            None => failures.push(format!("expected value {wanted}, got error {}", outcome["error"])),
+            None => failures.push(format!(
+                "expected value {wanted}, got error {}",
+                outcome["error"]
+            )),
         }
     }
     if let Some(wanted) = &expect.error {
         match outcome.get("error") {
             Some(error) => {
                 if error["kind"] != wanted.kind.as_str() {
-                    failures.push(format!("expected error kind {}, got {}", wanted.kind, error["kind"]));
+                    failures.push(format!(
+                        "expected error kind {}, got {}",
+                        wanted.kind, error["kind"]
+                    ));
                 }
                 if let Some(text) = &wanted.contains
-                    && !error["message"].as_str().unwrap_or_default().contains(text.as_str())
+                    && !error["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(text.as_str())
                 {
-                    failures.push(format!("error message {} does not contain {text:?}", error["message"]));
+                    failures.push(format!(
+                        "error message {} does not contain {text:?}",
+                        error["message"]
+                    ));
                 }
             }
             None => failures.push(format!("expected error {}, got success", wanted.kind)),
         }
     }
-    CallReport { method: call.method.clone(), outcome, failures }
+    CallReport {
+        method: call.method.clone(),
+        outcome,
+        failures,
+    }
 }
 
 fn check_kube(harness: &PluginHarness, expectation: &KubeExpectation) -> Option<String> {
     let e = expectation;
-    let object = harness.kube().object(&e.api_version, &e.kind, e.namespace.as_deref(), &e.name);
-    let what = format!("{} {}/{}", e.kind, e.namespace.as_deref().unwrap_or("-"), e.name);
+    let object = harness
+        .kube()
+        .object(&e.api_version, &e.kind, e.namespace.as_deref(), &e.name);
+    let what = format!(
+        "{} {}/{}",
+        e.kind,
+        e.namespace.as_deref().unwrap_or("-"),
+        e.name
+    );
     match (object, e.absent) {
         (Some(_), true) => Some(format!("{what} exists but should not")),
         (None, false) => Some(format!("{what} does not exist")),
         (Some(object), false) => match &e.contains {
-            Some(wanted) if !contains(&object, wanted) => Some(format!("{what} is {object}, which does not contain {wanted}")),
+            Some(wanted) if !contains(&object, wanted) => Some(format!(
+                "{what} is {object}, which does not contain {wanted}"
+            )),
             _ => None,
         },
         (None, true) => None,
@@ -458,8 +546,12 @@ fn check_kube(harness: &PluginHarness, expectation: &KubeExpectation) -> Option<
 /// element-wise with equal length; scalars must be equal.
 pub fn contains(actual: &Value, wanted: &Value) -> bool {
     match (actual, wanted) {
-        (Value::Object(a), Value::Object(w)) => w.iter().all(|(k, v)| a.get(k).is_some_and(|av| contains(av, v))),
-        (Value::Array(a), Value::Array(w)) => a.len() == w.len() && a.iter().zip(w).all(|(av, wv)| contains(av, wv)),
+        (Value::Object(a), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| contains(av, v))),
+        (Value::Array(a), Value::Array(w)) => {
+            a.len() == w.len() && a.iter().zip(w).all(|(av, wv)| contains(av, wv))
+        }
         _ => actual == wanted,
     }
 }
@@ -507,7 +599,11 @@ struct DestinationArg {
 
 impl From<DestinationArg> for WeightDestination {
     fn from(d: DestinationArg) -> Self {
-        Self { service_name: d.service_name, pod_template_hash: d.pod_template_hash, weight: d.weight }
+        Self {
+            service_name: d.service_name,
+            pod_template_hash: d.pod_template_hash,
+            weight: d.weight,
+        }
     }
 }
 
@@ -551,7 +647,10 @@ impl From<HeaderRouteArg> for HeaderRoute {
             matches: r
                 .matches
                 .into_iter()
-                .map(|m| HeaderMatch { header_name: m.header_name, value: m.header_value.into() })
+                .map(|m| HeaderMatch {
+                    header_name: m.header_name,
+                    value: m.header_value.into(),
+                })
                 .collect(),
         }
     }

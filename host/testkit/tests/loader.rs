@@ -7,16 +7,29 @@ use std::sync::Arc;
 
 use common::fixture;
 use sluice_runtime::{
-    FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry, PluginStatus,
-    TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
+    FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry,
+    PluginStatus, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
 };
 use sluice_testkit::{CallError, InMemoryKube, ScriptedHttp, rollout_context, shared_engine};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn registry(builtins: BTreeMap<String, Arc<[u8]>>) -> PluginRegistry {
-    let services = HostServices { kube: Arc::new(InMemoryKube::new()), http: Arc::new(ScriptedHttp::new()), observer: None };
-    let fetch = FetchOptions { allow_plain_http: true, ..FetchOptions::default() };
-    PluginRegistry::new(shared_engine().unwrap(), services, PluginMetrics::unregistered(), builtins, fetch)
+    let services = HostServices {
+        kube: Arc::new(InMemoryKube::new()),
+        http: Arc::new(ScriptedHttp::new()),
+        observer: None,
+    };
+    let fetch = FetchOptions {
+        allow_plain_http: true,
+        ..FetchOptions::default()
+    };
+    PluginRegistry::new(
+        shared_engine().unwrap(),
+        services,
+        PluginMetrics::unregistered(),
+        builtins,
+        fetch,
+    )
 }
 
 fn config(routers: &str, providers: &str) -> sluice_runtime::PluginConfig {
@@ -44,7 +57,10 @@ async fn serve(body: Vec<u8>) -> String {
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
                 let _ = socket.read(&mut request).await;
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = socket.write_all(head.as_bytes()).await;
                 let _ = socket.write_all(&body).await;
             });
@@ -77,26 +93,57 @@ async fn each_bad_plugin_fails_precisely_while_the_others_serve() {
     );
     let status = registry.apply(&config(&routers, "")).await;
 
-    assert!(matches!(&status["good"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo"));
-    assert!(matches!(&status["downloaded"], PluginStatus::Ready { digest, .. } if *digest == echo_digest));
+    assert!(
+        matches!(&status["good"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo")
+    );
+    assert!(
+        matches!(&status["downloaded"], PluginStatus::Ready { digest, .. } if *digest == echo_digest)
+    );
     let bad_sha = failure(&status, "bad-sha");
-    assert!(bad_sha.contains("sha256 mismatch") && bad_sha.contains(&echo_digest), "{bad_sha}");
+    assert!(
+        bad_sha.contains("sha256 mismatch") && bad_sha.contains(&echo_digest),
+        "{bad_sha}"
+    );
     let missing = failure(&status, "missing-file");
-    assert!(missing.contains("cannot read plugin file /nonexistent/plugin.wasm"), "{missing}");
+    assert!(
+        missing.contains("cannot read plugin file /nonexistent/plugin.wasm"),
+        "{missing}"
+    );
     let wrong_world = failure(&status, "wrong-world");
-    assert!(wrong_world.contains("does not implement world sluice:plugin/traffic-router-plugin"), "{wrong_world}");
-    assert!(wrong_world.contains("sluice:plugin/metric-provider@0.1.0"), "{wrong_world}");
+    assert!(
+        wrong_world.contains("does not implement world sluice:plugin/traffic-router-plugin"),
+        "{wrong_world}"
+    );
+    assert!(
+        wrong_world.contains("sluice:plugin/metric-provider@0.1.0"),
+        "{wrong_world}"
+    );
     let missing_import = failure(&status, "missing-import");
-    assert!(missing_import.contains("wasi:http/outgoing-handler@0.2.12"), "{missing_import}");
-    assert!(missing_import.contains("does not provide to sluice:plugin/traffic-router-plugin"), "{missing_import}");
+    assert!(
+        missing_import.contains("wasi:http/outgoing-handler@0.2.12"),
+        "{missing_import}"
+    );
+    assert!(
+        missing_import.contains("does not provide to sluice:plugin/traffic-router-plugin"),
+        "{missing_import}"
+    );
     let wrong_type = failure(&status, "wrong-type");
-    assert!(wrong_type.contains(r#"configured "gatewayAPI", plugin reports "echo""#), "{wrong_type}");
+    assert!(
+        wrong_type.contains(r#"configured "gatewayAPI", plugin reports "echo""#),
+        "{wrong_type}"
+    );
     assert!(failure(&status, "unknown-builtin").contains("built-ins: echo"));
 
     let router = registry.traffic_router("good").unwrap();
-    router.set_weight(&rollout_context("shop", "web", "{}"), 20, &[]).await.unwrap();
+    router
+        .set_weight(&rollout_context("shop", "web", "{}"), 20, &[])
+        .await
+        .unwrap();
     let err = registry.traffic_router("bad-sha").err().unwrap();
-    assert!(matches!(&err, CallError::Load { reason, .. } if reason.contains("sha256 mismatch")), "{err}");
+    assert!(
+        matches!(&err, CallError::Load { reason, .. } if reason.contains("sha256 mismatch")),
+        "{err}"
+    );
     assert!(registry.metric_provider("good").is_err());
 }
 
@@ -108,14 +155,26 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
     let registry = registry(BTreeMap::new());
     let routers = format!("- {{name: swap, location: \"file://{}\"}}", path.display());
     let status = registry.apply(&config(&routers, "")).await;
-    assert!(matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo"));
+    assert!(
+        matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo")
+    );
     let old = registry.traffic_router("swap").unwrap();
 
     // The file now holds a different router; applying the same config reloads it.
     std::fs::copy(fixture("trap"), &path).unwrap();
     let status = registry.apply(&config(&routers, "")).await;
-    assert!(matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "trap"));
-    assert_eq!(registry.traffic_router("swap").unwrap().plugin_type().await.unwrap(), "trap");
+    assert!(
+        matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "trap")
+    );
+    assert_eq!(
+        registry
+            .traffic_router("swap")
+            .unwrap()
+            .plugin_type()
+            .await
+            .unwrap(),
+        "trap"
+    );
     // A handle taken before the swap keeps working on the old version.
     assert_eq!(old.plugin_type().await.unwrap(), "echo");
 
@@ -123,13 +182,27 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
     std::fs::write(&path, b"not wasm").unwrap();
     let status = registry.apply(&config(&routers, "")).await;
     match &status["swap"] {
-        PluginStatus::Failed { reason, serving_previous } => {
-            assert!(reason.contains("not a valid WebAssembly component"), "{reason}");
+        PluginStatus::Failed {
+            reason,
+            serving_previous,
+        } => {
+            assert!(
+                reason.contains("not a valid WebAssembly component"),
+                "{reason}"
+            );
             assert!(serving_previous.is_some());
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(registry.traffic_router("swap").unwrap().plugin_type().await.unwrap(), "trap");
+    assert_eq!(
+        registry
+            .traffic_router("swap")
+            .unwrap()
+            .plugin_type()
+            .await
+            .unwrap(),
+        "trap"
+    );
 
     // Removing the entry removes the plugin.
     registry.apply(&config("", "")).await;

@@ -20,24 +20,48 @@ fn limits(cpu_ms: u64, wall_ms: u64, memory_mib: u64) -> Limits {
 
 #[tokio::test]
 async fn endless_loop_is_stopped_by_the_cpu_budget() {
-    let harness = PluginHarness::traffic_router(fixture("endless-loop")).unwrap().limits(limits(200, 10_000, 32));
+    let harness = PluginHarness::traffic_router(fixture("endless-loop"))
+        .unwrap()
+        .limits(limits(200, 10_000, 32));
     let router = harness.load_router().await.unwrap();
     let started = Instant::now();
-    let err = router.set_weight(&rollout_context("shop", "web", "{}"), 10, &[]).await.unwrap_err();
+    let err = router
+        .set_weight(&rollout_context("shop", "web", "{}"), 10, &[])
+        .await
+        .unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(err, CallError::CpuExhausted { .. }), "{err}");
-    assert!(elapsed < Duration::from_millis(1_500), "stopped after {elapsed:?}");
-    assert_eq!(harness.metrics().errors(harness.plugin_name(), "set-weight", "cpu_exhausted"), 1);
+    assert!(
+        elapsed < Duration::from_millis(1_500),
+        "stopped after {elapsed:?}"
+    );
+    assert_eq!(
+        harness
+            .metrics()
+            .errors(harness.plugin_name(), "set-weight", "cpu_exhausted"),
+        1
+    );
 }
 
 #[tokio::test]
 async fn memory_hog_is_stopped_at_the_limit() {
-    let harness = PluginHarness::traffic_router(fixture("memory-hog")).unwrap().limits(limits(2_000, 10_000, 16));
+    let harness = PluginHarness::traffic_router(fixture("memory-hog"))
+        .unwrap()
+        .limits(limits(2_000, 10_000, 16));
     let router = harness.load_router().await.unwrap();
-    let err = router.set_weight(&rollout_context("shop", "web", "{}"), 10, &[]).await.unwrap_err();
-    assert!(matches!(err, CallError::OutOfMemory { limit_bytes, .. } if limit_bytes == 16 << 20), "{err}");
+    let err = router
+        .set_weight(&rollout_context("shop", "web", "{}"), 10, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::OutOfMemory { limit_bytes, .. } if limit_bytes == 16 << 20),
+        "{err}"
+    );
     let high_water = harness.metrics().memory_high_water(harness.plugin_name());
-    assert!(high_water > 8 << 20 && high_water <= 16 << 20, "high water {high_water}");
+    assert!(
+        high_water > 8 << 20 && high_water <= 16 << 20,
+        "high water {high_water}"
+    );
 }
 
 #[tokio::test]
@@ -46,13 +70,23 @@ async fn panics_aborts_and_stack_overflows_are_traps() {
     let router = harness.load_router().await.unwrap();
     let ctx = rollout_context("shop", "web", "{}");
     let err = router.set_weight(&ctx, 10, &[]).await.unwrap_err();
-    assert!(matches!(&err, CallError::Trap { message, .. } if message.contains("unreachable")), "{err}");
+    assert!(
+        matches!(&err, CallError::Trap { message, .. } if message.contains("unreachable")),
+        "{err}"
+    );
     let logs = harness.logs();
-    assert!(logs.iter().any(|l| l.message.contains("fixture panic while setting weight 10")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.message.contains("fixture panic while setting weight 10")),
+        "{logs:?}"
+    );
     let err = router.update_hash(&ctx, "a", "b", &[]).await.unwrap_err();
     assert!(matches!(err, CallError::Trap { .. }), "{err}");
     let err = router.remove_managed_routes(&ctx).await.unwrap_err();
-    assert!(matches!(&err, CallError::Trap { message, .. } if message.contains("stack")), "{err}");
+    assert!(
+        matches!(&err, CallError::Trap { message, .. } if message.contains("stack")),
+        "{err}"
+    );
     // The plugin still serves calls that do not trap.
     assert_eq!(router.plugin_type().await.unwrap(), "trap");
 }
@@ -89,7 +123,11 @@ async fn forbidden_kube_and_http_access_is_denied_and_counted() {
     assert_eq!(harness.metrics().denials(name, Capability::Http), 1);
     let exchanges = harness.exchanges();
     assert_eq!(exchanges.len(), 2, "{exchanges:?}");
-    assert!(exchanges.iter().all(|e| e.response["error"]["kind"] == "access-denied"));
+    assert!(
+        exchanges
+            .iter()
+            .all(|e| e.response["error"]["kind"] == "access-denied")
+    );
 }
 
 #[tokio::test]
@@ -101,7 +139,10 @@ async fn garbage_output_is_a_clear_error() {
     let provider = harness.load_provider().await.unwrap();
     let ctx = analysis_context("shop", "run-1", "m", "{}");
     let err = provider.run(&ctx).await.unwrap_err();
-    assert!(matches!(&err, CallError::InvalidOutput { message, .. } if message.contains("must not have finished-at")), "{err}");
+    assert!(
+        matches!(&err, CallError::InvalidOutput { message, .. } if message.contains("must not have finished-at")),
+        "{err}"
+    );
     let current = provider_measurement();
     let err = provider.resume(&ctx, &current).await.unwrap_err();
     assert!(
@@ -135,13 +176,21 @@ async fn a_plugin_blocked_in_a_host_call_hits_the_wall_clock_timeout() {
     let started = Instant::now();
     let err = router.set_weight(&ctx, 10, &[]).await.unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     harness.kube().set_latency(Some(Duration::from_secs(30)));
     let started = Instant::now();
     let err = router.verify_weight(&ctx, 10, &[]).await.unwrap_err();
     assert!(matches!(err, CallError::Timeout { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,8 +199,12 @@ async fn hundred_concurrent_calls_with_misbehaving_plugins_leave_the_host_health
         .unwrap()
         .grants_yaml("kube: [{kinds: [ConfigMap], verbs: [get, patch]}]")
         .unwrap();
-    let looping = PluginHarness::traffic_router(fixture("endless-loop")).unwrap().limits(limits(100, 5_000, 32));
-    let hog = PluginHarness::traffic_router(fixture("memory-hog")).unwrap().limits(limits(2_000, 5_000, 16));
+    let looping = PluginHarness::traffic_router(fixture("endless-loop"))
+        .unwrap()
+        .limits(limits(100, 5_000, 32));
+    let hog = PluginHarness::traffic_router(fixture("memory-hog"))
+        .unwrap()
+        .limits(limits(2_000, 5_000, 16));
     let trap = PluginHarness::traffic_router(fixture("trap")).unwrap();
     let (echo_router, loop_router, hog_router, trap_router) = (
         echo.load_router().await.unwrap(),
@@ -185,7 +238,10 @@ async fn hundred_concurrent_calls_with_misbehaving_plugins_leave_the_host_health
     }
     assert_eq!(ok, 50);
     for i in (0..100).filter(|i| i % 4 < 2) {
-        let map = echo.kube().object("v1", "ConfigMap", Some("shop"), &format!("web-{i}-echo")).unwrap();
+        let map = echo
+            .kube()
+            .object("v1", "ConfigMap", Some("shop"), &format!("web-{i}-echo"))
+            .unwrap();
         assert_eq!(map["data"]["weight"], i.to_string());
     }
 }

@@ -22,7 +22,8 @@ impl Response {
 
     /// The body parsed as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HttpError> {
-        serde_json::from_slice(&self.body).map_err(|e| HttpError::Body(format!("invalid JSON: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| HttpError::Body(format!("invalid JSON: {e}")))
     }
 }
 
@@ -76,15 +77,25 @@ fn split_url(url: &str) -> Result<UrlParts<'_>, HttpError> {
     } else if let Some(rest) = url.strip_prefix("http://") {
         (false, rest)
     } else {
-        return Err(HttpError::InvalidUrl(format!("{url}: must start with http:// or https://")));
+        return Err(HttpError::InvalidUrl(format!(
+            "{url}: must start with http:// or https://"
+        )));
     };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.is_empty() {
         return Err(HttpError::InvalidUrl(format!("{url}: missing host")));
     }
-    let path_with_query = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
-    Ok(UrlParts { https, authority, path_with_query })
+    let path_with_query = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    Ok(UrlParts {
+        https,
+        authority,
+        path_with_query,
+    })
 }
 
 /// `GET url`.
@@ -93,7 +104,12 @@ pub fn get(url: &str) -> Result<Response, HttpError> {
 }
 
 /// Sends a request and reads the whole response.
-pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response, HttpError> {
+pub fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let parts = split_url(url)?;
     #[cfg(target_arch = "wasm32")]
     {
@@ -102,7 +118,9 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = (method, parts, headers, body);
-        Err(HttpError::Transport("the Sluice host is only available to wasm32 plugins".into()))
+        Err(HttpError::Transport(
+            "the Sluice host is only available to wasm32 plugins".into(),
+        ))
     }
 }
 
@@ -145,18 +163,34 @@ mod wasm {
             other => Method::Other(other.to_owned()),
         };
         let invalid = |what: &str| HttpError::InvalidUrl(format!("invalid {what}"));
-        request.set_method(&method).map_err(|()| invalid("method"))?;
         request
-            .set_scheme(Some(if url.https { &Scheme::Https } else { &Scheme::Http }))
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
+        request
+            .set_scheme(Some(if url.https {
+                &Scheme::Https
+            } else {
+                &Scheme::Http
+            }))
             .map_err(|()| invalid("scheme"))?;
-        request.set_authority(Some(url.authority)).map_err(|()| invalid("authority"))?;
-        request.set_path_with_query(Some(&url.path_with_query)).map_err(|()| invalid("path"))?;
-        let outgoing_body = request.body().map_err(|()| HttpError::Body("request body unavailable".into()))?;
+        request
+            .set_authority(Some(url.authority))
+            .map_err(|()| invalid("authority"))?;
+        request
+            .set_path_with_query(Some(&url.path_with_query))
+            .map_err(|()| invalid("path"))?;
+        let outgoing_body = request
+            .body()
+            .map_err(|()| HttpError::Body("request body unavailable".into()))?;
         let future = outgoing_handler::handle(request, None).map_err(transport)?;
         {
-            let stream = outgoing_body.write().map_err(|()| HttpError::Body("request stream unavailable".into()))?;
+            let stream = outgoing_body
+                .write()
+                .map_err(|()| HttpError::Body("request stream unavailable".into()))?;
             for chunk in body.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| HttpError::Body(format!("{e:?}")))?;
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| HttpError::Body(format!("{e:?}")))?;
             }
         }
         OutgoingBody::finish(outgoing_body, None).map_err(transport)?;
@@ -170,10 +204,14 @@ mod wasm {
         };
         let status = response.status();
         let headers = response.headers().entries();
-        let incoming = response.consume().map_err(|()| HttpError::Body("response body unavailable".into()))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| HttpError::Body("response body unavailable".into()))?;
         let mut bytes = Vec::new();
         {
-            let stream = incoming.stream().map_err(|()| HttpError::Body("response stream unavailable".into()))?;
+            let stream = incoming
+                .stream()
+                .map_err(|()| HttpError::Body("response stream unavailable".into()))?;
             loop {
                 match stream.blocking_read(64 << 10) {
                     Ok(chunk) => bytes.extend_from_slice(&chunk),
@@ -185,7 +223,11 @@ mod wasm {
             }
         }
         drop(IncomingBody::finish(incoming));
-        Ok(Response { status, headers, body: bytes })
+        Ok(Response {
+            status,
+            headers,
+            body: bytes,
+        })
     }
 }
 
@@ -198,10 +240,25 @@ mod tests {
         let parts = split_url("http://prometheus.monitoring:9090/api/v1/query?query=up").unwrap();
         assert_eq!(
             parts,
-            UrlParts { https: false, authority: "prometheus.monitoring:9090", path_with_query: "/api/v1/query?query=up".into() }
+            UrlParts {
+                https: false,
+                authority: "prometheus.monitoring:9090",
+                path_with_query: "/api/v1/query?query=up".into()
+            }
         );
-        assert_eq!(split_url("https://example.com").unwrap().path_with_query, "/");
-        assert_eq!(split_url("https://example.com?x=1").unwrap().path_with_query, "/?x=1");
-        assert!(matches!(split_url("ftp://x"), Err(HttpError::InvalidUrl(_))));
+        assert_eq!(
+            split_url("https://example.com").unwrap().path_with_query,
+            "/"
+        );
+        assert_eq!(
+            split_url("https://example.com?x=1")
+                .unwrap()
+                .path_with_query,
+            "/?x=1"
+        );
+        assert!(matches!(
+            split_url("ftp://x"),
+            Err(HttpError::InvalidUrl(_))
+        ));
     }
 }

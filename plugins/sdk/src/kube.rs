@@ -23,11 +23,19 @@ pub struct Page<T> {
 
 /// The [`Gvk`] of a typed resource.
 pub fn gvk_of<K: Resource>() -> Gvk {
-    Gvk { group: K::GROUP.to_owned(), version: K::VERSION.to_owned(), kind: K::KIND.to_owned() }
+    Gvk {
+        group: K::GROUP.to_owned(),
+        version: K::VERSION.to_owned(),
+        kind: K::KIND.to_owned(),
+    }
 }
 
 fn object_ref(gvk: Gvk, namespace: Option<&str>, name: &str) -> ObjectRef {
-    ObjectRef { gvk, namespace: namespace.map(str::to_owned), name: name.to_owned() }
+    ObjectRef {
+        gvk,
+        namespace: namespace.map(str::to_owned),
+        name: name.to_owned(),
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -36,12 +44,15 @@ fn decode<T: DeserializeOwned>(json: &str) -> Result<T, KubeError> {
 }
 
 fn encode(value: &impl Serialize) -> Result<String, KubeError> {
-    serde_json::to_string(value).map_err(|e| KubeError::Invalid(format!("cannot encode object: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| KubeError::Invalid(format!("cannot encode object: {e}")))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 fn off_wasm<T>() -> Result<T, KubeError> {
-    Err(KubeError::Unavailable("the Sluice host is only available to wasm32 plugins".into()))
+    Err(KubeError::Unavailable(
+        "the Sluice host is only available to wasm32 plugins".into(),
+    ))
 }
 
 /// Reads an object as JSON.
@@ -59,11 +70,18 @@ pub fn get_dynamic(gvk: Gvk, namespace: Option<&str>, name: &str) -> Result<Valu
 }
 
 /// Lists objects as JSON.
-pub fn list_dynamic(gvk: Gvk, namespace: Option<&str>, params: &ListParams) -> Result<Page<Value>, KubeError> {
+pub fn list_dynamic(
+    gvk: Gvk,
+    namespace: Option<&str>,
+    params: &ListParams,
+) -> Result<Page<Value>, KubeError> {
     #[cfg(target_arch = "wasm32")]
     {
         let list = crate::wit::host::kube::list_objects(&gvk, namespace, params)?;
-        Ok(Page { items: decode(&list.items_json)?, continue_token: list.continue_token })
+        Ok(Page {
+            items: decode(&list.items_json)?,
+            continue_token: list.continue_token,
+        })
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -122,30 +140,49 @@ pub fn delete_dynamic(gvk: Gvk, namespace: Option<&str>, name: &str) -> Result<(
 }
 
 /// Reads a typed object.
-pub fn get<K: Resource + DeserializeOwned>(namespace: Option<&str>, name: &str) -> Result<K, KubeError> {
+pub fn get<K: Resource + DeserializeOwned>(
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<K, KubeError> {
     serde_json::from_value(get_dynamic(gvk_of::<K>(), namespace, name)?)
         .map_err(|e| KubeError::Invalid(format!("cannot decode {}: {e}", K::KIND)))
 }
 
 /// Lists typed objects.
-pub fn list<K: Resource + DeserializeOwned>(namespace: Option<&str>, params: &ListParams) -> Result<Page<K>, KubeError> {
+pub fn list<K: Resource + DeserializeOwned>(
+    namespace: Option<&str>,
+    params: &ListParams,
+) -> Result<Page<K>, KubeError> {
     let page = list_dynamic(gvk_of::<K>(), namespace, params)?;
     let items = page
         .items
         .into_iter()
-        .map(|item| serde_json::from_value(item).map_err(|e| KubeError::Invalid(format!("cannot decode {}: {e}", K::KIND))))
+        .map(|item| {
+            serde_json::from_value(item)
+                .map_err(|e| KubeError::Invalid(format!("cannot decode {}: {e}", K::KIND)))
+        })
         .collect::<Result<_, _>>()?;
-    Ok(Page { items, continue_token: page.continue_token })
+    Ok(Page {
+        items,
+        continue_token: page.continue_token,
+    })
 }
 
 /// Creates a typed object (its `apiVersion`/`kind` are filled in from the type).
-pub fn create<K: Resource + Serialize + DeserializeOwned>(namespace: Option<&str>, object: &K) -> Result<K, KubeError> {
+pub fn create<K: Resource + Serialize + DeserializeOwned>(
+    namespace: Option<&str>,
+    object: &K,
+) -> Result<K, KubeError> {
     let mut value = serde_json::to_value(object).map_err(|e| KubeError::Invalid(e.to_string()))?;
     if let Some(map) = value.as_object_mut() {
-        map.insert("apiVersion".into(), Value::String(K::API_VERSION.to_owned()));
+        map.insert(
+            "apiVersion".into(),
+            Value::String(K::API_VERSION.to_owned()),
+        );
         map.insert("kind".into(), Value::String(K::KIND.to_owned()));
     }
-    serde_json::from_value(create_dynamic(namespace, &value)?).map_err(|e| KubeError::Invalid(e.to_string()))
+    serde_json::from_value(create_dynamic(namespace, &value)?)
+        .map_err(|e| KubeError::Invalid(e.to_string()))
 }
 
 /// Patches a typed object (`PatchType::Merge`, `Json` or `Apply`).
@@ -155,8 +192,14 @@ pub fn patch<K: Resource + DeserializeOwned>(
     patch_type: PatchType,
     body: &Value,
 ) -> Result<K, KubeError> {
-    serde_json::from_value(patch_dynamic(gvk_of::<K>(), namespace, name, patch_type, body)?)
-        .map_err(|e| KubeError::Invalid(e.to_string()))
+    serde_json::from_value(patch_dynamic(
+        gvk_of::<K>(),
+        namespace,
+        name,
+        patch_type,
+        body,
+    )?)
+    .map_err(|e| KubeError::Invalid(e.to_string()))
 }
 
 /// Deletes a typed object.
@@ -172,13 +215,19 @@ mod tests {
     #[test]
     fn typed_kinds_map_to_gvks() {
         let gvk = gvk_of::<ConfigMap>();
-        assert_eq!((gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()), ("", "v1", "ConfigMap"));
+        assert_eq!(
+            (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()),
+            ("", "v1", "ConfigMap")
+        );
     }
 
     #[test]
     fn host_calls_fail_cleanly_off_wasm() {
         let err = get::<ConfigMap>(Some("default"), "x").unwrap_err();
         assert!(matches!(err, KubeError::Unavailable(_)), "{err}");
-        assert!(matches!(crate::PluginError::from(err), crate::PluginError::Transient(_)));
+        assert!(matches!(
+            crate::PluginError::from(err),
+            crate::PluginError::Transient(_)
+        ));
     }
 }

@@ -25,8 +25,14 @@
 //! their logic can be unit-tested with `cargo test`; off `wasm32`, host calls ([`kube`],
 //! `http`) return an "unavailable" error and log macros print to stderr.
 
-#[cfg(all(target_arch = "wasm32", feature = "traffic-router", feature = "metric-provider"))]
-compile_error!("enable only one of the `traffic-router` and `metric-provider` features in a plugin crate");
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "traffic-router",
+    feature = "metric-provider"
+))]
+compile_error!(
+    "enable only one of the `traffic-router` and `metric-provider` features in a plugin crate"
+);
 
 #[doc(hidden)]
 pub mod wit;
@@ -42,8 +48,8 @@ mod traits;
 pub use crate::kube::KubeError;
 pub use crate::traits::*;
 pub use crate::wit::types::{
-    AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute, PluginError, RolloutContext,
-    RouteMatch, StringMatch, Verification, WeightDestination,
+    AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute,
+    PluginError, RolloutContext, RouteMatch, StringMatch, Verification, WeightDestination,
 };
 
 /// Re-exported for the export macros.
@@ -64,8 +70,15 @@ impl From<KubeError> for PluginError {
 
 impl PluginError {
     /// Parses the plugin configuration JSON of a context into `T`, or an `invalid-config` error.
-    pub fn parse_config<T: serde::de::DeserializeOwned>(config_json: &str) -> Result<T, PluginError> {
-        let text = if config_json.trim().is_empty() { "{}" } else { config_json };
-        serde_json::from_str(text).map_err(|e| PluginError::InvalidConfig(format!("plugin config: {e}")))
+    pub fn parse_config<T: serde::de::DeserializeOwned>(
+        config_json: &str,
+    ) -> Result<T, PluginError> {
+        let text = if config_json.trim().is_empty() {
+            "{}"
+        } else {
+            config_json
+        };
+        serde_json::from_str(text)
+            .map_err(|e| PluginError::InvalidConfig(format!("plugin config: {e}")))
     }
 }

@@ -9,7 +9,10 @@ pub use crate::wit::host::log::Level;
 pub fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
     #[cfg(target_arch = "wasm32")]
     {
-        let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         crate::wit::host::log::emit(level, message, &fields);
     }
     #[cfg(not(target_arch = "wasm32"))]

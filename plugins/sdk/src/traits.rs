@@ -1,8 +1,8 @@
 //! The plugin traits and export macros.
 
 use crate::{
-    AnalysisContext, HeaderRoute, Measurement, MirrorRoute, PluginError, RolloutContext, Verification,
-    WeightDestination,
+    AnalysisContext, HeaderRoute, Measurement, MirrorRoute, PluginError, RolloutContext,
+    Verification, WeightDestination,
 };
 
 /// A traffic-router plugin (Argo's traffic-router RPC contract). Every call runs on a fresh
@@ -35,12 +35,18 @@ pub trait TrafficRouter {
 
     /// Header-based routing; the default fails loudly rather than pretending to succeed.
     fn set_header_route(_ctx: RolloutContext, _route: HeaderRoute) -> Result<(), PluginError> {
-        Err(PluginError::InvalidConfig(format!("{} does not support header routes", Self::plugin_type())))
+        Err(PluginError::InvalidConfig(format!(
+            "{} does not support header routes",
+            Self::plugin_type()
+        )))
     }
 
     /// Mirror routing; the default fails loudly rather than pretending to succeed.
     fn set_mirror_route(_ctx: RolloutContext, _route: MirrorRoute) -> Result<(), PluginError> {
-        Err(PluginError::InvalidConfig(format!("{} does not support mirror routes", Self::plugin_type())))
+        Err(PluginError::InvalidConfig(format!(
+            "{} does not support mirror routes",
+            Self::plugin_type()
+        )))
     }
 
     /// Reports whether the weight is in place; the default is `not-implemented`.

@@ -5,7 +5,10 @@
 //! its own); with both (native workspace builds), the metric-provider bindings reuse the
 //! traffic-router module's host interfaces and shared types.
 
-#![allow(missing_docs, reason = "generated bindings; the WIT doc comments are carried over")]
+#![allow(
+    missing_docs,
+    reason = "generated bindings; the WIT doc comments are carried over"
+)]
 
 /// The `traffic-router-plugin` world.
 #[cfg(any(feature = "traffic-router", not(feature = "metric-provider")))]

@@ -11,7 +11,7 @@ use serde_json::json;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::kube::BoxFuture;
-use super::{Capability, CallScope};
+use super::{CallScope, Capability};
 use crate::grants::HttpOrigin;
 
 /// An outbound request, fully buffered.
@@ -74,7 +74,11 @@ pub enum HttpFailure {
 /// Sends allowed outbound requests (real network in the controller, scripted in the testkit).
 pub trait HttpBackend: Send + Sync {
     /// Sends one request within `limits`.
-    fn send(&self, request: HttpRequest, limits: HttpCallLimits) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>>;
+    fn send(
+        &self,
+        request: HttpRequest,
+        limits: HttpCallLimits,
+    ) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>>;
 }
 
 /// [`HttpBackend`] over `reqwest`, without redirects (a redirect could leave the allow-list).
@@ -96,34 +100,58 @@ impl ReqwestHttpBackend {
 }
 
 impl HttpBackend for ReqwestHttpBackend {
-    fn send(&self, request: HttpRequest, limits: HttpCallLimits) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>> {
+    fn send(
+        &self,
+        request: HttpRequest,
+        limits: HttpCallLimits,
+    ) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>> {
         let client = self.client.clone();
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(request.method.as_bytes())
                 .map_err(|e| HttpFailure::Other(e.to_string()))?;
-            let mut builder = client.request(method, &request.url).timeout(limits.timeout).body(request.body);
+            let mut builder = client
+                .request(method, &request.url)
+                .timeout(limits.timeout)
+                .body(request.body);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
             let mut response = builder.send().await.map_err(|e| {
-                if e.is_timeout() { HttpFailure::Timeout } else { HttpFailure::Connect(e.to_string()) }
+                if e.is_timeout() {
+                    HttpFailure::Timeout
+                } else {
+                    HttpFailure::Connect(e.to_string())
+                }
             })?;
             let status = response.status().as_u16();
             let headers = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| {
-                if e.is_timeout() { HttpFailure::Timeout } else { HttpFailure::Other(e.to_string()) }
+                if e.is_timeout() {
+                    HttpFailure::Timeout
+                } else {
+                    HttpFailure::Other(e.to_string())
+                }
             })? {
                 if body.len() + chunk.len() > limits.max_body_bytes {
                     return Err(HttpFailure::BodyTooLarge(limits.max_body_bytes));
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(HttpResponse { status, headers, body })
+            Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            })
         })
     }
 }
@@ -136,7 +164,10 @@ pub(crate) struct HttpHooks {
 
 impl HttpHooks {
     pub(crate) fn new(scope: Arc<CallScope>) -> Self {
-        Self { scope, denials: Vec::new() }
+        Self {
+            scope,
+            denials: Vec::new(),
+        }
     }
 
     pub(crate) fn denials(&self) -> &[String] {
@@ -163,7 +194,9 @@ impl WasiHttpHooks for HttpHooks {
         let url = request.uri().to_string();
         let method = request.method().to_string();
         let origin = HttpOrigin::of_uri(request.uri());
-        let allowed = origin.as_ref().is_some_and(|o| self.scope.plugin.grants.allows_http(o));
+        let allowed = origin
+            .as_ref()
+            .is_some_and(|o| self.scope.plugin.grants.allows_http(o));
         if !allowed {
             let message = format!(
                 "plugin {} has no grant for HTTP origin {}",
@@ -171,7 +204,12 @@ impl WasiHttpHooks for HttpHooks {
                 origin.map_or_else(|| url.clone(), |o| o.to_string())
             );
             let scope = self.scope.clone();
-            scope.deny(&mut self.denials, Capability::Http, json!({"method": method, "url": url}), message);
+            scope.deny(
+                &mut self.denials,
+                Capability::Http,
+                json!({"method": method, "url": url}),
+                message,
+            );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let limits = &self.scope.plugin.limits;
@@ -194,13 +232,23 @@ impl WasiHttpHooks for HttpHooks {
                 headers: parts
                     .headers
                     .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect(),
                 body: body.to_vec(),
             };
             let request_json = serde_json::to_value(&outgoing).unwrap_or_default();
             let backend = scope.plugin.services.http.clone();
-            let result = match tokio::time::timeout(call_limits.timeout, backend.send(outgoing, call_limits)).await {
+            let result = match tokio::time::timeout(
+                call_limits.timeout,
+                backend.send(outgoing, call_limits),
+            )
+            .await
+            {
                 Ok(result) => result,
                 Err(_) => Err(HttpFailure::Timeout),
             };
@@ -215,13 +263,17 @@ impl WasiHttpHooks for HttpHooks {
                 HttpFailure::BodyTooLarge(limit) => {
                     wasmtime_wasi_http::Error::HttpResponseBodySize(u64::try_from(limit).ok())
                 }
-                HttpFailure::Other(message) => wasmtime_wasi_http::Error::InternalError(Some(message)),
+                HttpFailure::Other(message) => {
+                    wasmtime_wasi_http::Error::InternalError(Some(message))
+                }
             })?;
             let mut builder = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {
                 builder = builder.header(name, value);
             }
-            let body = Full::new(Bytes::from(response.body)).map_err(|never| match never {}).boxed_unsync();
+            let body = Full::new(Bytes::from(response.body))
+                .map_err(|never| match never {})
+                .boxed_unsync();
             let response = builder
                 .body(body)
                 .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))?;

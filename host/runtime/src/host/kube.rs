@@ -27,13 +27,21 @@ pub struct Gvk {
 impl Gvk {
     /// `group/version`, or just `version` for the core group.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Parses an object's `apiVersion` and `kind`.
     pub fn from_api_version(api_version: &str, kind: &str) -> Self {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        Self { group: group.to_owned(), version: version.to_owned(), kind: kind.to_owned() }
+        Self {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+        }
     }
 }
 
@@ -151,13 +159,21 @@ const MAX_LIST_LIMIT: u32 = 500;
 
 impl From<wit_kube::Gvk> for Gvk {
     fn from(g: wit_kube::Gvk) -> Self {
-        Self { group: g.group, version: g.version, kind: g.kind }
+        Self {
+            group: g.group,
+            version: g.version,
+            kind: g.kind,
+        }
     }
 }
 
 impl From<wit_kube::ObjectRef> for ObjectKey {
     fn from(r: wit_kube::ObjectRef) -> Self {
-        Self { gvk: r.gvk.into(), namespace: r.namespace, name: r.name }
+        Self {
+            gvk: r.gvk.into(),
+            namespace: r.namespace,
+            name: r.name,
+        }
     }
 }
 
@@ -174,7 +190,11 @@ impl From<KubeError> for wit_kube::KubeError {
 }
 
 fn describe(gvk: &Gvk) -> String {
-    if gvk.group.is_empty() { gvk.kind.clone() } else { format!("{}/{}", gvk.group, gvk.kind) }
+    if gvk.group.is_empty() {
+        gvk.kind.clone()
+    } else {
+        format!("{}/{}", gvk.group, gvk.kind)
+    }
 }
 
 fn outcome_json<T: Serialize>(result: &Result<T, KubeError>) -> Value {
@@ -208,9 +228,16 @@ impl HostState {
             "plugin {} has no grant to {verb} {} in {}",
             scope.plugin.name,
             describe(gvk),
-            namespace.map_or("all namespaces / cluster scope".to_owned(), |ns| format!("namespace {ns}")),
+            namespace.map_or("all namespaces / cluster scope".to_owned(), |ns| format!(
+                "namespace {ns}"
+            )),
         );
-        scope.deny(&mut self.denials, Capability::Kube, request.clone(), message.clone());
+        scope.deny(
+            &mut self.denials,
+            Capability::Kube,
+            request.clone(),
+            message.clone(),
+        );
         Err(KubeError::AccessDenied(message))
     }
 
@@ -233,7 +260,8 @@ impl HostState {
 }
 
 fn parse_json(what: &str, body: &str) -> Result<Value, KubeError> {
-    serde_json::from_str(body).map_err(|e| KubeError::Invalid(format!("{what} is not valid JSON: {e}")))
+    serde_json::from_str(body)
+        .map_err(|e| KubeError::Invalid(format!("{what} is not valid JSON: {e}")))
 }
 
 impl wit_kube::Host for HostState {
@@ -243,13 +271,16 @@ impl wit_kube::Host for HostState {
     ) -> wasmtime::Result<Result<String, wit_kube::KubeError>> {
         let key = ObjectKey::from(target);
         let request = json!({"verb": "get", "target": key});
-        if let Err(e) = self.check_kube(KubeVerb::Get, &key.gvk, key.namespace.as_deref(), &request) {
+        if let Err(e) = self.check_kube(KubeVerb::Get, &key.gvk, key.namespace.as_deref(), &request)
+        {
             return Ok(Err(e.into()));
         }
         let backend = self.scope.plugin.services.kube.clone();
         let result = backend.get(&key).await;
         self.record(request, outcome_json(&result));
-        Ok(result.and_then(|v| self.to_guest_json(&v)).map_err(Into::into))
+        Ok(result
+            .and_then(|v| self.to_guest_json(&v))
+            .map_err(Into::into))
     }
 
     async fn list_objects(
@@ -265,7 +296,8 @@ impl wit_kube::Host for HostState {
             limit: Some(params.limit.unwrap_or(MAX_LIST_LIMIT).min(MAX_LIST_LIMIT)),
             continue_token: params.continue_token,
         };
-        let request = json!({"verb": "list", "gvk": gvk, "namespace": namespace, "options": options});
+        let request =
+            json!({"verb": "list", "gvk": gvk, "namespace": namespace, "options": options});
         if let Err(e) = self.check_kube(KubeVerb::List, &gvk, namespace.as_deref(), &request) {
             return Ok(Err(e.into()));
         }
@@ -291,12 +323,21 @@ impl wit_kube::Host for HostState {
         let object = match parse_json("object", &object_json) {
             Ok(object) => object,
             Err(e) => {
-                self.record(json!({"verb": "create", "namespace": namespace, "body": object_json}), outcome_json::<()>(&Err(e.clone())));
+                self.record(
+                    json!({"verb": "create", "namespace": namespace, "body": object_json}),
+                    outcome_json::<()>(&Err(e.clone())),
+                );
                 return Ok(Err(e.into()));
             }
         };
-        let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let request = json!({"verb": "create", "namespace": namespace, "object": object});
         if api_version.is_empty() || kind.is_empty() {
             let e = KubeError::Invalid("object needs apiVersion and kind".into());
@@ -305,7 +346,10 @@ impl wit_kube::Host for HostState {
         }
         let gvk = Gvk::from_api_version(api_version, kind);
         let namespace = namespace.or_else(|| {
-            object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned)
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
         });
         if let Err(e) = self.check_kube(KubeVerb::Create, &gvk, namespace.as_deref(), &request) {
             return Ok(Err(e.into()));
@@ -313,7 +357,9 @@ impl wit_kube::Host for HostState {
         let backend = self.scope.plugin.services.kube.clone();
         let result = backend.create(&gvk, namespace.as_deref(), object).await;
         self.record(request, outcome_json(&result));
-        Ok(result.and_then(|v| self.to_guest_json(&v)).map_err(Into::into))
+        Ok(result
+            .and_then(|v| self.to_guest_json(&v))
+            .map_err(Into::into))
     }
 
     async fn patch(
@@ -326,7 +372,10 @@ impl wit_kube::Host for HostState {
         let parsed = match parse_json("patch body", &body) {
             Ok(value) => value,
             Err(e) => {
-                self.record(json!({"verb": "patch", "target": key, "body": body}), outcome_json::<()>(&Err(e.clone())));
+                self.record(
+                    json!({"verb": "patch", "target": key, "body": body}),
+                    outcome_json::<()>(&Err(e.clone())),
+                );
                 return Ok(Err(e.into()));
             }
         };
@@ -335,15 +384,23 @@ impl wit_kube::Host for HostState {
             wit_kube::PatchType::Json => PatchBody::Json(parsed),
             wit_kube::PatchType::Apply => PatchBody::Apply(parsed),
         };
-        let request = json!({"verb": "patch", "target": key, "patchType": patch.kind(), "patch": patch});
-        if let Err(e) = self.check_kube(KubeVerb::Patch, &key.gvk, key.namespace.as_deref(), &request) {
+        let request =
+            json!({"verb": "patch", "target": key, "patchType": patch.kind(), "patch": patch});
+        if let Err(e) = self.check_kube(
+            KubeVerb::Patch,
+            &key.gvk,
+            key.namespace.as_deref(),
+            &request,
+        ) {
             return Ok(Err(e.into()));
         }
         let backend = self.scope.plugin.services.kube.clone();
         let manager = self.scope.plugin.field_manager.clone();
         let result = backend.patch(&key, patch, &manager).await;
         self.record(request, outcome_json(&result));
-        Ok(result.and_then(|v| self.to_guest_json(&v)).map_err(Into::into))
+        Ok(result
+            .and_then(|v| self.to_guest_json(&v))
+            .map_err(Into::into))
     }
 
     async fn delete(
@@ -352,7 +409,12 @@ impl wit_kube::Host for HostState {
     ) -> wasmtime::Result<Result<(), wit_kube::KubeError>> {
         let key = ObjectKey::from(target);
         let request = json!({"verb": "delete", "target": key});
-        if let Err(e) = self.check_kube(KubeVerb::Delete, &key.gvk, key.namespace.as_deref(), &request) {
+        if let Err(e) = self.check_kube(
+            KubeVerb::Delete,
+            &key.gvk,
+            key.namespace.as_deref(),
+            &request,
+        ) {
             return Ok(Err(e.into()));
         }
         let backend = self.scope.plugin.services.kube.clone();

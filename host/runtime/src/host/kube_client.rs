@@ -8,7 +8,9 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use serde_json::Value;
 
-use super::kube::{BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody};
+use super::kube::{
+    BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody,
+};
 
 /// Most kinds whose discovery result is cached; plugins touch a handful of kinds.
 const MAX_CACHED_KINDS: usize = 256;
@@ -25,15 +27,25 @@ pub struct ClientKubeBackend {
 impl ClientKubeBackend {
     /// Wraps a client.
     pub fn new(client: kube::Client) -> Self {
-        Self { client, kinds: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            kinds: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn resolve(&self, gvk: &Gvk) -> Result<(ApiResource, ApiCapabilities), KubeError> {
-        if let Some(found) = self.kinds.lock().unwrap_or_else(|p| p.into_inner()).get(gvk) {
+        if let Some(found) = self
+            .kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(gvk)
+        {
             return Ok(found.clone());
         }
         let wanted = GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind);
-        let found = kube::discovery::pinned_kind(&self.client, &wanted).await.map_err(map_error)?;
+        let found = kube::discovery::pinned_kind(&self.client, &wanted)
+            .await
+            .map_err(map_error)?;
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
         if kinds.len() >= MAX_CACHED_KINDS {
             kinds.clear();
@@ -42,11 +54,17 @@ impl ClientKubeBackend {
         Ok(found)
     }
 
-    async fn api(&self, gvk: &Gvk, namespace: Option<&str>) -> Result<Api<DynamicObject>, KubeError> {
+    async fn api(
+        &self,
+        gvk: &Gvk,
+        namespace: Option<&str>,
+    ) -> Result<Api<DynamicObject>, KubeError> {
         let (resource, capabilities) = self.resolve(gvk).await?;
         Ok(match (capabilities.scope, namespace) {
             (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &resource),
+            (Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
             (Scope::Namespaced, None) => Api::all_with(self.client.clone(), &resource),
         })
     }
@@ -121,7 +139,11 @@ impl KubeBackend for ClientKubeBackend {
             let api = self.api(gvk, namespace).await?;
             let object: DynamicObject =
                 serde_json::from_value(object).map_err(|e| KubeError::Invalid(e.to_string()))?;
-            to_value(&api.create(&PostParams::default(), &object).await.map_err(map_error)?)
+            to_value(
+                &api.create(&PostParams::default(), &object)
+                    .await
+                    .map_err(map_error)?,
+            )
         })
     }
 
@@ -142,14 +164,20 @@ impl KubeBackend for ClientKubeBackend {
                 }
                 PatchBody::Apply(body) => (Patch::Apply(body), PatchParams::apply(field_manager)),
             };
-            to_value(&api.patch(&key.name, &params, &patch).await.map_err(map_error)?)
+            to_value(
+                &api.patch(&key.name, &params, &patch)
+                    .await
+                    .map_err(map_error)?,
+            )
         })
     }
 
     fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<(), KubeError>> {
         Box::pin(async move {
             let api = self.api(&key.gvk, key.namespace.as_deref()).await?;
-            api.delete(&key.name, &DeleteParams::default()).await.map_err(map_error)?;
+            api.delete(&key.name, &DeleteParams::default())
+                .await
+                .map_err(map_error)?;
             Ok(())
         })
     }

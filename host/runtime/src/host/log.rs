@@ -49,7 +49,10 @@ pub(crate) struct LogBudget {
 
 impl LogBudget {
     pub(crate) fn new(records: u32) -> Self {
-        Self { remaining: records, dropped: 0 }
+        Self {
+            remaining: records,
+            dropped: 0,
+        }
     }
 
     fn take(&mut self) -> bool {
@@ -97,7 +100,12 @@ fn truncate(mut text: String, max: usize) -> String {
 }
 
 impl HostState {
-    pub(crate) fn emit_log(&mut self, level: LogLevel, message: String, mut fields: Vec<(String, String)>) {
+    pub(crate) fn emit_log(
+        &mut self,
+        level: LogLevel,
+        message: String,
+        mut fields: Vec<(String, String)>,
+    ) {
         if !self.logs.take() {
             return;
         }
@@ -109,11 +117,17 @@ impl HostState {
             .collect::<Vec<_>>()
             .join(" ");
         self.scope.span.in_scope(|| match level {
-            LogLevel::Trace => tracing::trace!(target: "plugin_log", fields = %rendered, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "plugin_log", fields = %rendered, "{message}"),
+            LogLevel::Trace => {
+                tracing::trace!(target: "plugin_log", fields = %rendered, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "plugin_log", fields = %rendered, "{message}")
+            }
             LogLevel::Info => tracing::info!(target: "plugin_log", fields = %rendered, "{message}"),
             LogLevel::Warn => tracing::warn!(target: "plugin_log", fields = %rendered, "{message}"),
-            LogLevel::Error => tracing::error!(target: "plugin_log", fields = %rendered, "{message}"),
+            LogLevel::Error => {
+                tracing::error!(target: "plugin_log", fields = %rendered, "{message}")
+            }
         });
         if let Some(observer) = &self.scope.plugin.services.observer {
             observer.log(LogRecord {

@@ -33,7 +33,9 @@ pub struct HostServices {
 
 impl std::fmt::Debug for HostServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostServices").field("observer", &self.observer.is_some()).finish_non_exhaustive()
+        f.debug_struct("HostServices")
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,7 +121,11 @@ impl CallScope {
             );
         });
         self.plugin.metrics.denial(&self.plugin.name, capability);
-        self.observe(capability, request, serde_json::json!({"error": {"kind": "access-denied", "message": message}}));
+        self.observe(
+            capability,
+            request,
+            serde_json::json!({"error": {"kind": "access-denied", "message": message}}),
+        );
         denials.push(message);
     }
 
@@ -193,13 +199,24 @@ impl HostState {
 
     /// Forwards captured stdout/stderr to the log, line by line, within the log budget.
     pub(crate) fn flush_output(&mut self) {
-        for (stream, pipe) in [("stdout", self.stdout.clone()), ("stderr", self.stderr.clone())] {
+        for (stream, pipe) in [
+            ("stdout", self.stdout.clone()),
+            ("stderr", self.stderr.clone()),
+        ] {
             let (text, truncated) = pipe.take();
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                self.emit_log(LogLevel::Info, line.to_owned(), vec![("stream".into(), stream.into())]);
+                self.emit_log(
+                    LogLevel::Info,
+                    line.to_owned(),
+                    vec![("stream".into(), stream.into())],
+                );
             }
             if truncated {
-                self.emit_log(LogLevel::Warn, format!("{stream} truncated at {CAPTURED_OUTPUT_BYTES} bytes"), Vec::new());
+                self.emit_log(
+                    LogLevel::Warn,
+                    format!("{stream} truncated at {CAPTURED_OUTPUT_BYTES} bytes"),
+                    Vec::new(),
+                );
             }
         }
         self.logs.report_dropped(&self.scope);
@@ -207,18 +224,29 @@ impl HostState {
 
     /// All denials of this call (kube and HTTP).
     pub(crate) fn all_denials(&self) -> Vec<String> {
-        self.denials.iter().chain(self.hooks.denials()).cloned().collect()
+        self.denials
+            .iter()
+            .chain(self.hooks.denials())
+            .cloned()
+            .collect()
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http_ctx, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }

@@ -19,12 +19,21 @@ struct Captured {
 
 impl CapturedOutput {
     pub(super) fn new(capacity: usize) -> Self {
-        Self { inner: Arc::new(Mutex::new(Captured { capacity, bytes: Vec::new(), truncated: false })) }
+        Self {
+            inner: Arc::new(Mutex::new(Captured {
+                capacity,
+                bytes: Vec::new(),
+                truncated: false,
+            })),
+        }
     }
 
     /// Takes the captured text and whether some was dropped.
     pub(super) fn take(&self) -> (String, bool) {
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let bytes = std::mem::take(&mut inner.bytes);
         let truncated = std::mem::replace(&mut inner.truncated, false);
         (String::from_utf8_lossy(&bytes).into_owned(), truncated)
@@ -44,8 +53,15 @@ impl StdoutStream for CapturedOutput {
 }
 
 impl tokio::io::AsyncWrite for CapturedOutput {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let room = inner.capacity.saturating_sub(inner.bytes.len());
         if buf.len() > room {
             inner.truncated = true;

@@ -24,9 +24,16 @@ pub fn workspace_root() -> &'static Path {
 pub fn fixture(name: &str) -> PathBuf {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let packages: Vec<String> = FIXTURES.iter().map(|f| format!("sluice-fixture-{f}")).collect();
+        let packages: Vec<String> = FIXTURES
+            .iter()
+            .map(|f| format!("sluice-fixture-{f}"))
+            .collect();
         let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
-        sluice_plugin_build::build_plugins(workspace_root(), &packages).unwrap_or_else(|e| panic!("{e}"))
+        sluice_plugin_build::build_plugins(workspace_root(), &packages)
+            .unwrap_or_else(|e| panic!("{e}"))
     });
-    built.get(&format!("sluice-fixture-{name}")).unwrap_or_else(|| panic!("unknown fixture {name}")).clone()
+    built
+        .get(&format!("sluice-fixture-{name}"))
+        .unwrap_or_else(|| panic!("unknown fixture {name}"))
+        .clone()
 }

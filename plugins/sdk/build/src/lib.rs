@@ -34,7 +34,11 @@ pub struct BuildError {
 
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "building plugin {} for {TARGET} failed: {}", self.package, self.message)
+        write!(
+            f,
+            "building plugin {} for {TARGET} failed: {}",
+            self.package, self.message
+        )
     }
 }
 
@@ -65,55 +69,90 @@ pub fn plugin_target_dir(workspace_root: &Path) -> PathBuf {
 
 /// Builds one plugin package (release) and returns the path of its `.wasm` component.
 pub fn build_plugin(workspace_root: &Path, package: &str) -> Result<PathBuf, BuildError> {
-    let fail = |message: String| BuildError { package: package.to_owned(), message };
+    let fail = |message: String| BuildError {
+        package: package.to_owned(),
+        message,
+    };
     let target_dir = plugin_target_dir(workspace_root);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace_root)
-        .args(["build", "--release", "--target", TARGET, "-p", package, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            package,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for var in SCRUBBED_ENV {
         command.env_remove(var);
     }
-    let output = command.output().map_err(|e| fail(format!("cannot run cargo: {e}")))?;
+    let output = command
+        .output()
+        .map_err(|e| fail(format!("cannot run cargo: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         return Err(fail(tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
     }
-    let path = target_dir.join(TARGET).join("release").join(format!("{}.wasm", package.replace('-', "_")));
+    let path = target_dir
+        .join(TARGET)
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
     if path.is_file() {
         Ok(path)
     } else {
-        Err(fail(format!("cargo succeeded but {} is missing (is the crate a cdylib?)", path.display())))
+        Err(fail(format!(
+            "cargo succeeded but {} is missing (is the crate a cdylib?)",
+            path.display()
+        )))
     }
 }
 
 /// Builds several plugin packages; returns package name → `.wasm` path.
-pub fn build_plugins(workspace_root: &Path, packages: &[&str]) -> Result<BTreeMap<String, PathBuf>, BuildError> {
+pub fn build_plugins(
+    workspace_root: &Path,
+    packages: &[&str],
+) -> Result<BTreeMap<String, PathBuf>, BuildError> {
     packages
         .iter()
-        .map(|package| build_plugin(workspace_root, package).map(|path| ((*package).to_owned(), path)))
+        .map(|package| {
+            build_plugin(workspace_root, package).map(|path| ((*package).to_owned(), path))
+        })
         .collect()
 }
 
 /// For `build.rs`: builds the packages, prints `cargo:rerun-if-changed` for `watch` (plugin
 /// sources, the SDK and `wit/`) and `cargo:rustc-env=SLUICE_PLUGIN_WASM_<PACKAGE>=<path>`
 /// (package upper-cased, `-` → `_`), so the crate can `include_bytes!(env!(…))` or read the path.
-pub fn build_for_build_script(workspace_root: &Path, packages: &[&str], watch: &[&Path]) -> Result<(), BuildError> {
+pub fn build_for_build_script(
+    workspace_root: &Path,
+    packages: &[&str],
+    watch: &[&Path],
+) -> Result<(), BuildError> {
     for path in watch {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     for (package, wasm) in build_plugins(workspace_root, packages)? {
-        println!("cargo:rustc-env={}={}", env_var_name(&package), wasm.display());
+        println!(
+            "cargo:rustc-env={}={}",
+            env_var_name(&package),
+            wasm.display()
+        );
     }
     Ok(())
 }
 
 /// The environment variable [`build_for_build_script`] sets for `package`.
 pub fn env_var_name(package: &str) -> String {
-    format!("SLUICE_PLUGIN_WASM_{}", package.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "SLUICE_PLUGIN_WASM_{}",
+        package.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 #[cfg(test)]
@@ -122,6 +161,9 @@ mod tests {
 
     #[test]
     fn env_var_names_are_shell_safe() {
-        assert_eq!(env_var_name("sluice-fixture-echo-router"), "SLUICE_PLUGIN_WASM_SLUICE_FIXTURE_ECHO_ROUTER");
+        assert_eq!(
+            env_var_name("sluice-fixture-echo-router"),
+            "SLUICE_PLUGIN_WASM_SLUICE_FIXTURE_ECHO_ROUTER"
+        );
     }
 }
