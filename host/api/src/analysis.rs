@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::DurationString;
-use crate::schema;
+use crate::schema::{self, is_false, is_zero};
 
 /// Default `consecutiveErrorLimit`.
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i32 = 4;
@@ -23,14 +23,6 @@ pub const DEFAULT_PROMETHEUS_TIMEOUT_SECONDS: i64 = 30;
 pub const DEFAULT_WEB_TIMEOUT_SECONDS: i64 = 10;
 /// Default Web provider JSONPath.
 pub const DEFAULT_WEB_JSON_PATH: &str = "{$}";
-
-fn is_false(value: &bool) -> bool {
-    !value
-}
-
-fn is_zero(value: &i32) -> bool {
-    *value == 0
-}
 
 /// `AnalysisTemplate.spec` (also `ClusterAnalysisTemplate.spec`): reusable metrics.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -10,15 +10,7 @@ use crate::analysis::MeasurementRetention;
 use crate::analysis::{AnalysisPhase, AnalysisRunMetadata, Argument, DryRun};
 use crate::duration::DurationString;
 use crate::rollout::TemplateService;
-use crate::schema;
-
-fn is_false(value: &bool) -> bool {
-    !value
-}
-
-fn is_zero(value: &i32) -> bool {
-    *value == 0
-}
+use crate::schema::{self, is_false, is_zero};
 
 /// `Experiment.spec`.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::{AnalysisPhase, AnalysisRunMetadata, AnalysisTemplateRef, DryRun};
 use crate::analysis::{MeasurementRetention, RolloutAnalysisArgument};
 use crate::duration::DurationString;
-use crate::schema;
+use crate::schema::{self, is_false, is_zero};
 
 /// Default `spec.replicas`.
 pub const DEFAULT_REPLICAS: i32 = 1;
@@ -31,14 +31,6 @@ pub const DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS: i32 = 30;
 pub const DEFAULT_MAX_TRAFFIC_WEIGHT: i32 = 100;
 /// Default successful and unsuccessful AnalysisRun history limits.
 pub const DEFAULT_ANALYSIS_RUN_HISTORY_LIMIT: i32 = 5;
-
-fn is_false(value: &bool) -> bool {
-    !value
-}
-
-fn is_zero(value: &i32) -> bool {
-    *value == 0
-}
 
 /// `Rollout.spec`: the desired workload and how to release changes to it.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
