@@ -144,3 +144,162 @@ impl From<BTreeMap<String, MetricValue>> for MetricValue {
         MetricValue::Object(fields)
     }
 }
+
+impl MetricValue {
+    /// Reads a measurement's `value` text back into the value the conditions see as `result`.
+    ///
+    /// Providers hand results to the host as text (`Measurement.value`), and Argo's providers
+    /// write Go values with `fmt`/`strconv`, so the text is read in this order:
+    ///
+    /// 1. JSON (`0.95`, `true`, `{"p99": 0.2}`, `[1,2]`, `"text"`), decoded as [`From<serde_json::Value>`];
+    /// 2. a Go float token: `NaN`, `+Inf`, `-Inf` or `Inf` (what `strconv.FormatFloat` writes
+    ///    for the values JSON cannot carry);
+    /// 3. a bracketed list of numbers and such tokens, as Prometheus vectors are written:
+    ///    `[0.97,NaN]`, `[+Inf, 1]`; `[]` is an empty list (JSON already covers it);
+    /// 4. otherwise the text itself, as a [`MetricValue::String`].
+    pub fn from_measurement_value(text: &str) -> MetricValue {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+            return MetricValue::from(json);
+        }
+        let trimmed = text.trim();
+        if let Some(number) = go_float_token(trimmed) {
+            return MetricValue::Number(number);
+        }
+        if let Some(inner) = trimmed
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            let elements: Option<Vec<MetricValue>> = inner
+                .split(',')
+                .map(|element| {
+                    let element = element.trim();
+                    go_float_token(element)
+                        .or_else(|| {
+                            element
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|_| is_decimal_number(element))
+                        })
+                        .map(MetricValue::Number)
+                })
+                .collect();
+            if let Some(elements) = elements {
+                return MetricValue::Array(elements);
+            }
+        }
+        MetricValue::String(text.to_owned())
+    }
+}
+
+/// The non-finite float tokens Go's `strconv.FormatFloat` writes (and `ParseFloat` reads).
+fn go_float_token(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// Whether `text` is a plain decimal number (digits, sign, point, exponent), so that words Rust's
+/// float parser also accepts (`inf`, `nan`, `infinity`) stay strings.
+fn is_decimal_number(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+}
+
+#[cfg(test)]
+mod measurement_value_tests {
+    use super::MetricValue;
+
+    fn numbers(value: &MetricValue) -> Vec<f64> {
+        match value {
+            MetricValue::Array(elements) => elements
+                .iter()
+                .map(|element| match element {
+                    MetricValue::Number(number) => *number,
+                    other => panic!("not a number: {other:?}"),
+                })
+                .collect(),
+            other => panic!("not a list: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_text_is_read_as_json() {
+        assert_eq!(
+            MetricValue::from_measurement_value("0.95"),
+            MetricValue::Number(0.95)
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("true"),
+            MetricValue::Bool(true)
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("[]"),
+            MetricValue::Array(vec![])
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("\"ok\""),
+            MetricValue::String("ok".into())
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("null"),
+            MetricValue::Nil
+        );
+        let object = MetricValue::from_measurement_value(r#"{"p99": 0.2, "ok": true}"#);
+        let MetricValue::Object(fields) = object else {
+            panic!("not an object: {object:?}")
+        };
+        assert_eq!(fields["p99"], MetricValue::Number(0.2));
+        assert_eq!(fields["ok"], MetricValue::Bool(true));
+    }
+
+    #[test]
+    fn go_float_tokens_are_numbers() {
+        let nan = MetricValue::from_measurement_value("NaN");
+        assert!(
+            matches!(nan, MetricValue::Number(n) if n.is_nan()),
+            "{nan:?}"
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("+Inf"),
+            MetricValue::Number(f64::INFINITY)
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("Inf"),
+            MetricValue::Number(f64::INFINITY)
+        );
+        assert_eq!(
+            MetricValue::from_measurement_value("-Inf"),
+            MetricValue::Number(f64::NEG_INFINITY)
+        );
+    }
+
+    #[test]
+    fn bracketed_lists_of_numbers_and_tokens_are_lists() {
+        let vector = numbers(&MetricValue::from_measurement_value("[0.97,NaN]"));
+        assert_eq!(vector.len(), 2);
+        assert_eq!(vector[0], 0.97);
+        assert!(vector[1].is_nan());
+        assert_eq!(
+            numbers(&MetricValue::from_measurement_value(
+                "[+Inf, -Inf, 1e3, -2]"
+            )),
+            vec![f64::INFINITY, f64::NEG_INFINITY, 1000.0, -2.0]
+        );
+    }
+
+    #[test]
+    fn anything_else_is_the_text_itself() {
+        for text in ["inf", "nan", "[1, two]", "[0.5", "hello world", "1.2.3", ""] {
+            assert_eq!(
+                MetricValue::from_measurement_value(text),
+                MetricValue::String(text.into()),
+                "{text:?}"
+            );
+        }
+    }
+}
