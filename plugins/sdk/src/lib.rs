@@ -5,7 +5,7 @@
 //! of this crate (`traffic-router` or `metric-provider`), implements [`TrafficRouter`] or
 //! [`MetricProvider`], and exports it:
 //!
-//! ```ignore
+//! ```
 //! use sluice_plugin_sdk::{PluginError, RolloutContext, TrafficRouter, WeightDestination};
 //!
 //! struct Router;
