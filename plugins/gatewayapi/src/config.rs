@@ -96,11 +96,19 @@ impl Config {
         ];
         for (kind, list, single) in lists {
             for named in list {
-                routes.push(ConfiguredRoute { kind, name: named.name, use_header_routes: named.use_header_routes });
+                routes.push(ConfiguredRoute {
+                    kind,
+                    name: named.name,
+                    use_header_routes: named.use_header_routes,
+                });
             }
             // As upstream: the single form takes part in header routes.
             if let Some(name) = single.filter(|n| !n.is_empty()) {
-                routes.push(ConfiguredRoute { kind, name, use_header_routes: true });
+                routes.push(ConfiguredRoute {
+                    kind,
+                    name,
+                    use_header_routes: true,
+                });
             }
         }
         if routes.is_empty() {
@@ -112,7 +120,10 @@ impl Config {
                 route.kind.kind()
             )));
         }
-        let namespace = raw.namespace.filter(|ns| !ns.is_empty()).unwrap_or_else(|| rollout_namespace.to_owned());
+        let namespace = raw
+            .namespace
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| rollout_namespace.to_owned());
         Ok(Self { namespace, routes })
     }
 }
@@ -122,7 +133,11 @@ mod tests {
     use super::*;
 
     fn route(kind: RouteKind, name: &str, use_header_routes: bool) -> ConfiguredRoute {
-        ConfiguredRoute { kind, name: name.into(), use_header_routes }
+        ConfiguredRoute {
+            kind,
+            name: name.into(),
+            use_header_routes,
+        }
     }
 
     #[test]
@@ -144,7 +159,12 @@ mod tests {
                 route(RouteKind::Tcp, "t", true),
             ]
         );
-        assert_eq!(Config::parse(r#"{"httpRoute": "a", "namespace": "edge"}"#, "shop").unwrap().namespace, "edge");
+        assert_eq!(
+            Config::parse(r#"{"httpRoute": "a", "namespace": "edge"}"#, "shop")
+                .unwrap()
+                .namespace,
+            "edge"
+        );
     }
 
     #[test]
@@ -163,10 +183,15 @@ mod tests {
             (r#"{"httpRoutes": "web"}"#, "plugin config"),
             (r#"{"httpRoutes": [{"name": ""}]}"#, "empty name"),
             (r#"{"tlsRoute": "t"}"#, "tlsRoute is not supported"),
-            (r#"{"httpRouteSelector": {"matchLabels": {}}}"#, "httpRouteSelector is not supported"),
+            (
+                r#"{"httpRouteSelector": {"matchLabels": {}}}"#,
+                "httpRouteSelector is not supported",
+            ),
         ] {
             match Config::parse(json, "shop") {
-                Err(PluginError::InvalidConfig(message)) => assert!(message.contains(wanted), "{message}"),
+                Err(PluginError::InvalidConfig(message)) => {
+                    assert!(message.contains(wanted), "{message}")
+                }
                 other => panic!("{json}: {other:?}"),
             }
         }

@@ -17,7 +17,8 @@ pub mod rewrite;
 use serde_json::json;
 use sluice_plugin_sdk::kube::{self, KubeError, PatchType};
 use sluice_plugin_sdk::{
-    HeaderRoute, MirrorRoute, PluginError, RolloutContext, TrafficRouter, Verification, WeightDestination,
+    HeaderRoute, MirrorRoute, PluginError, RolloutContext, TrafficRouter, Verification,
+    WeightDestination,
 };
 
 use crate::config::{Config, ConfiguredRoute};
@@ -43,7 +44,10 @@ struct Call<'a> {
 impl<'a> Call<'a> {
     fn new(ctx: &'a RolloutContext) -> Result<Self, PluginError> {
         let config = Config::parse(&ctx.plugin_config, &ctx.namespace)?;
-        for (field, value) in [("canaryService", &ctx.canary_service), ("stableService", &ctx.stable_service)] {
+        for (field, value) in [
+            ("canaryService", &ctx.canary_service),
+            ("stableService", &ctx.stable_service),
+        ] {
             if value.is_empty() {
                 return Err(PluginError::InvalidConfig(format!(
                     "the Gateway API router needs spec.strategy.canary.{field} on Rollout {}/{}",
@@ -55,20 +59,39 @@ impl<'a> Call<'a> {
     }
 
     fn label(&self, route: &ConfiguredRoute) -> String {
-        format!("{} {}/{}", route.kind.kind(), self.config.namespace, route.name)
+        format!(
+            "{} {}/{}",
+            route.kind.kind(),
+            self.config.namespace,
+            route.name
+        )
     }
 
     fn target<'b>(&'b self, label: &'b str) -> Target<'b> {
-        Target { route: label, rollout: &self.ctx.name, canary: &self.ctx.canary_service, stable: &self.ctx.stable_service }
+        Target {
+            route: label,
+            rollout: &self.ctx.name,
+            canary: &self.ctx.canary_service,
+            stable: &self.ctx.stable_service,
+        }
     }
 
     /// Reads a route and its record of managed rules.
-    fn read(&self, route: &ConfiguredRoute, label: &str) -> Result<(Route, ManagedRecord), PluginError> {
+    fn read(
+        &self,
+        route: &ConfiguredRoute,
+        label: &str,
+    ) -> Result<(Route, ManagedRecord), PluginError> {
         let object = kube::get_dynamic(route.kind.gvk(), Some(&self.config.namespace), &route.name)
             .map_err(|e| kube_error(label, "reading", e))?;
-        let parsed: Route = serde_json::from_value(object)
-            .map_err(|e| PluginError::Internal(format!("{label} is not a valid {}: {e}", route.kind.kind())))?;
-        let annotation = parsed.metadata.annotations.get(MANAGED_ROUTES_ANNOTATION).map(String::as_str);
+        let parsed: Route = serde_json::from_value(object).map_err(|e| {
+            PluginError::Internal(format!("{label} is not a valid {}: {e}", route.kind.kind()))
+        })?;
+        let annotation = parsed
+            .metadata
+            .annotations
+            .get(MANAGED_ROUTES_ANNOTATION)
+            .map(String::as_str);
         let record = ManagedRecord::parse(annotation).map_err(|e| {
             PluginError::InvalidConfig(format!(
                 "{label}: annotation {MANAGED_ROUTES_ANNOTATION} is not valid JSON ({e}); fix or remove it"
@@ -89,7 +112,11 @@ impl<'a> Call<'a> {
         for attempt in 1..=MAX_ATTEMPTS {
             let (mut object, mut record) = self.read(route, &label)?;
             let original_rules = object.spec.rules.clone();
-            let original_annotation = object.metadata.annotations.get(MANAGED_ROUTES_ANNOTATION).cloned();
+            let original_annotation = object
+                .metadata
+                .annotations
+                .get(MANAGED_ROUTES_ANNOTATION)
+                .cloned();
             rewrite(&mut object, &mut record, &target)?;
             let annotation = record.to_annotation();
             if object.spec.rules == original_rules && annotation == original_annotation {
@@ -103,14 +130,21 @@ impl<'a> Call<'a> {
                 },
                 "spec": {"rules": object.spec.rules},
             });
-            match kube::patch_dynamic(route.kind.gvk(), Some(&self.config.namespace), &route.name, PatchType::Merge, &body)
-            {
+            match kube::patch_dynamic(
+                route.kind.gvk(),
+                Some(&self.config.namespace),
+                &route.name,
+                PatchType::Merge,
+                &body,
+            ) {
                 Ok(_) => {
                     sluice_plugin_sdk::debug!("updated {label} (attempt {attempt})");
                     return Ok(());
                 }
                 Err(KubeError::Conflict(message)) => {
-                    sluice_plugin_sdk::info!("{label} changed while updating it (attempt {attempt}), retrying: {message}");
+                    sluice_plugin_sdk::info!(
+                        "{label} changed while updating it (attempt {attempt}), retrying: {message}"
+                    );
                     last_conflict = message;
                 }
                 Err(error) => return Err(kube_error(&label, "updating", error)),
@@ -123,8 +157,12 @@ impl<'a> Call<'a> {
 
     /// Routes that take header (and mirror) rules, of the given kinds.
     fn header_routes(&self, kinds: &[RouteKind]) -> Vec<&ConfiguredRoute> {
-        let routes: Vec<_> =
-            self.config.routes.iter().filter(|r| r.use_header_routes && kinds.contains(&r.kind)).collect();
+        let routes: Vec<_> = self
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.use_header_routes && kinds.contains(&r.kind))
+            .collect();
         if routes.is_empty() {
             sluice_plugin_sdk::warn!(
                 "no configured route of kind {kinds:?} has useHeaderRoutes: true; nothing to do for Rollout {}/{}",
@@ -139,11 +177,21 @@ impl<'a> Call<'a> {
 /// A host error with the route and the action in its message.
 fn kube_error(label: &str, action: &str, error: KubeError) -> PluginError {
     match error {
-        KubeError::NotFound(message) => PluginError::NotFound(format!("{label} not found while {action} it: {message}")),
-        KubeError::AccessDenied(message) => PluginError::AccessDenied(format!("{action} {label}: {message}")),
-        KubeError::Conflict(message) => PluginError::Conflict(format!("{action} {label}: {message}")),
-        KubeError::Invalid(message) => PluginError::Internal(format!("{action} {label} was rejected: {message}")),
-        KubeError::Unavailable(message) => PluginError::Transient(format!("{action} {label}: {message}")),
+        KubeError::NotFound(message) => {
+            PluginError::NotFound(format!("{label} not found while {action} it: {message}"))
+        }
+        KubeError::AccessDenied(message) => {
+            PluginError::AccessDenied(format!("{action} {label}: {message}"))
+        }
+        KubeError::Conflict(message) => {
+            PluginError::Conflict(format!("{action} {label}: {message}"))
+        }
+        KubeError::Invalid(message) => {
+            PluginError::Internal(format!("{action} {label} was rejected: {message}"))
+        }
+        KubeError::Unavailable(message) => {
+            PluginError::Transient(format!("{action} {label}: {message}"))
+        }
     }
 }
 
@@ -160,7 +208,13 @@ impl TrafficRouter for GatewayApiRouter {
         let call = Call::new(&ctx)?;
         for route in &call.config.routes {
             call.update(route, |object, record, target| {
-                rewrite::set_weights(object, record, target, desired_weight, &additional_destinations)
+                rewrite::set_weights(
+                    object,
+                    record,
+                    target,
+                    desired_weight,
+                    &additional_destinations,
+                )
             })?;
         }
         sluice_plugin_sdk::info!(
@@ -192,7 +246,14 @@ impl TrafficRouter for GatewayApiRouter {
         let matches = rewrite::mirror_matches(&route.matches)?;
         for configured in call.header_routes(&[RouteKind::Http]) {
             call.update(configured, |object, record, target| {
-                rewrite::set_mirror_route(object, record, target, &route.name, matches.clone(), route.percentage)
+                rewrite::set_mirror_route(
+                    object,
+                    record,
+                    target,
+                    &route.name,
+                    matches.clone(),
+                    route.percentage,
+                )
             })?;
         }
         Ok(())
@@ -207,9 +268,16 @@ impl TrafficRouter for GatewayApiRouter {
         for route in &call.config.routes {
             let label = call.label(route);
             let (object, record) = call.read(route, &label)?;
-            if !rewrite::weights_match(&object, &record, &call.target(&label), desired_weight, &additional_destinations)
-            {
-                sluice_plugin_sdk::info!("{label} does not carry canary weight {desired_weight} yet");
+            if !rewrite::weights_match(
+                &object,
+                &record,
+                &call.target(&label),
+                desired_weight,
+                &additional_destinations,
+            ) {
+                sluice_plugin_sdk::info!(
+                    "{label} does not carry canary weight {desired_weight} yet"
+                );
                 return Ok(Verification::NotVerified);
             }
         }
@@ -218,7 +286,12 @@ impl TrafficRouter for GatewayApiRouter {
 
     fn remove_managed_routes(ctx: RolloutContext) -> Result<(), PluginError> {
         let call = Call::new(&ctx)?;
-        for route in call.config.routes.iter().filter(|r| r.kind.supports_header_routes()) {
+        for route in call
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.kind.supports_header_routes())
+        {
             let result = call.update(route, |object, record, target| {
                 rewrite::remove_managed_routes(object, record, target.rollout);
                 Ok(())

@@ -25,7 +25,9 @@ pub struct RolloutRecord {
 
 impl RolloutRecord {
     fn is_empty(&self) -> bool {
-        self.header_routes.is_empty() && self.mirror_routes.is_empty() && self.additional_backends.is_empty()
+        self.header_routes.is_empty()
+            && self.mirror_routes.is_empty()
+            && self.additional_backends.is_empty()
     }
 }
 
@@ -45,7 +47,11 @@ impl ManagedRecord {
 
     /// The annotation value, or `None` when nothing is managed any more.
     pub fn to_annotation(&self) -> Option<String> {
-        let kept: BTreeMap<_, _> = self.rollouts.iter().filter(|(_, record)| !record.is_empty()).collect();
+        let kept: BTreeMap<_, _> = self
+            .rollouts
+            .iter()
+            .filter(|(_, record)| !record.is_empty())
+            .collect();
         (!kept.is_empty()).then(|| serde_json::to_string(&kept).unwrap_or_default())
     }
 
@@ -61,14 +67,23 @@ impl ManagedRecord {
 
     /// Names of every header rule of every Rollout (these keep their canary-only backend).
     pub fn header_rule_names(&self) -> BTreeSet<&str> {
-        self.rollouts.values().flat_map(|r| r.header_routes.values().flatten()).map(String::as_str).collect()
+        self.rollouts
+            .values()
+            .flat_map(|r| r.header_routes.values().flatten())
+            .map(String::as_str)
+            .collect()
     }
 
     /// Names of every header and mirror rule of every Rollout.
     pub fn managed_rule_names(&self) -> BTreeSet<&str> {
         self.rollouts
             .values()
-            .flat_map(|r| r.header_routes.values().chain(r.mirror_routes.values()).flatten())
+            .flat_map(|r| {
+                r.header_routes
+                    .values()
+                    .chain(r.mirror_routes.values())
+                    .flatten()
+            })
             .map(String::as_str)
             .collect()
     }
@@ -83,13 +98,25 @@ mod tests {
         let mut record = ManagedRecord::parse(None).unwrap();
         record.rollout_mut("web");
         assert_eq!(record.to_annotation(), None);
-        record.rollout_mut("web").header_routes.insert("h".into(), vec!["h".into(), "h-1".into()]);
-        record.rollout_mut("api").mirror_routes.insert("m".into(), vec!["m".into()]);
+        record
+            .rollout_mut("web")
+            .header_routes
+            .insert("h".into(), vec!["h".into(), "h-1".into()]);
+        record
+            .rollout_mut("api")
+            .mirror_routes
+            .insert("m".into(), vec!["m".into()]);
         let text = record.to_annotation().unwrap();
-        assert_eq!(text, r#"{"api":{"mirrorRoutes":{"m":["m"]}},"web":{"headerRoutes":{"h":["h","h-1"]}}}"#);
+        assert_eq!(
+            text,
+            r#"{"api":{"mirrorRoutes":{"m":["m"]}},"web":{"headerRoutes":{"h":["h","h-1"]}}}"#
+        );
         let parsed = ManagedRecord::parse(Some(&text)).unwrap();
         assert_eq!(parsed.header_rule_names(), BTreeSet::from(["h", "h-1"]));
-        assert_eq!(parsed.managed_rule_names(), BTreeSet::from(["h", "h-1", "m"]));
+        assert_eq!(
+            parsed.managed_rule_names(),
+            BTreeSet::from(["h", "h-1", "m"])
+        );
         assert!(ManagedRecord::parse(Some("not json")).is_err());
     }
 }

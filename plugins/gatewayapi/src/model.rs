@@ -45,7 +45,11 @@ impl RouteKind {
 
     /// The group/version/kind for host calls.
     pub fn gvk(self) -> Gvk {
-        Gvk { group: GATEWAY_API_GROUP.to_owned(), version: self.version().to_owned(), kind: self.kind().to_owned() }
+        Gvk {
+            group: GATEWAY_API_GROUP.to_owned(),
+            version: self.version().to_owned(),
+            kind: self.kind().to_owned(),
+        }
     }
 
     /// Whether rules of this kind have `matches` that header routes can extend.
@@ -123,7 +127,9 @@ impl Rule {
 
     /// Whether any backendRef names `service`.
     pub fn references(&self, service: &str) -> bool {
-        self.backends().iter().any(|backend| backend.name == service)
+        self.backends()
+            .iter()
+            .any(|backend| backend.name == service)
     }
 }
 
@@ -220,10 +226,14 @@ mod tests {
 
     #[test]
     fn mirror_references_drop_weight_and_filters() {
-        let backend: BackendRef =
-            serde_json::from_value(json!({"name": "c", "port": 8080, "kind": "Service", "weight": 3, "filters": []}))
-                .unwrap();
-        assert_eq!(backend.object_reference(), json!({"name": "c", "port": 8080, "kind": "Service"}));
+        let backend: BackendRef = serde_json::from_value(
+            json!({"name": "c", "port": 8080, "kind": "Service", "weight": 3, "filters": []}),
+        )
+        .unwrap();
+        assert_eq!(
+            backend.object_reference(),
+            json!({"name": "c", "port": 8080, "kind": "Service"})
+        );
         assert_eq!(BackendRef::default().effective_weight(), 1);
     }
 }

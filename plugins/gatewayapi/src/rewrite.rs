@@ -28,7 +28,9 @@ pub struct Target<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RewriteError {
     /// No rule of the route references the canary or the stable Service.
-    #[error("{route} has no rule with a backendRef to the canary service {canary:?} or the stable service {stable:?}")]
+    #[error(
+        "{route} has no rule with a backendRef to the canary service {canary:?} or the stable service {stable:?}"
+    )]
     NoCanaryOrStable {
         /// The route.
         route: String,
@@ -58,10 +60,14 @@ pub enum RewriteError {
         weight: i32,
     },
     /// An additional destination that cannot be a backendRef of its own.
-    #[error("additional destination {0:?} must name a Service other than the canary and stable services")]
+    #[error(
+        "additional destination {0:?} must name a Service other than the canary and stable services"
+    )]
     InvalidDestination(String),
     /// A rule with the managed rule's name exists and is not managed by this Rollout.
-    #[error("{route} already has a rule named {name:?} that Sluice does not manage for this Rollout; rename the managed route")]
+    #[error(
+        "{route} already has a rule named {name:?} that Sluice does not manage for this Rollout; rename the managed route"
+    )]
     RuleNameTaken {
         /// The route.
         route: String,
@@ -93,9 +99,16 @@ pub fn stable_weight(canary_weight: i32, additional: &[WeightDestination]) -> i3
     (100 - canary_weight - additional_total).max(0)
 }
 
-fn check_weights(target: &Target<'_>, weight: i32, additional: &[WeightDestination]) -> Result<(), RewriteError> {
+fn check_weights(
+    target: &Target<'_>,
+    weight: i32,
+    additional: &[WeightDestination],
+) -> Result<(), RewriteError> {
     if !(0..=100).contains(&weight) {
-        return Err(RewriteError::WeightOutOfRange { what: "desired".into(), weight });
+        return Err(RewriteError::WeightOutOfRange {
+            what: "desired".into(),
+            weight,
+        });
     }
     for destination in additional {
         let service = destination.service_name.as_str();
@@ -127,7 +140,11 @@ fn backend_like(template: &BackendRef, name: &str, weight: Option<i32>) -> Backe
             rest.insert(field.to_owned(), value.clone());
         }
     }
-    BackendRef { name: name.to_owned(), weight, rest }
+    BackendRef {
+        name: name.to_owned(),
+        weight,
+        rest,
+    }
 }
 
 /// Checks that a rule referencing canary or stable references both.
@@ -156,7 +173,10 @@ fn no_canary_or_stable(target: &Target<'_>) -> RewriteError {
 /// Whether the rule takes part in the weighted split: it is not a header rule and it references
 /// the canary or the stable Service.
 fn is_weighted(rule: &Rule, header_rules: &BTreeSet<&str>, target: &Target<'_>) -> bool {
-    !rule.name.as_deref().is_some_and(|name| header_rules.contains(name))
+    !rule
+        .name
+        .as_deref()
+        .is_some_and(|name| header_rules.contains(name))
         && (rule.references(target.canary) || rule.references(target.stable))
 }
 
@@ -177,7 +197,11 @@ pub fn set_weights(
         .rollout(target.rollout)
         .map(|r| r.additional_backends.difference(&wanted).cloned().collect())
         .unwrap_or_default();
-    let header_rules: BTreeSet<String> = record.header_rule_names().into_iter().map(str::to_owned).collect();
+    let header_rules: BTreeSet<String> = record
+        .header_rule_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let header_rules: BTreeSet<&str> = header_rules.iter().map(String::as_str).collect();
     let mut weighted_rules = 0;
     for (index, rule) in route.spec.rules.iter_mut().enumerate() {
@@ -188,7 +212,11 @@ pub fn set_weights(
         weighted_rules += 1;
         let backends = rule.backend_refs.get_or_insert_with(Vec::new);
         backends.retain(|backend| !stale.contains(&backend.name));
-        let template = backends.iter().find(|b| b.name == target.canary).cloned().unwrap_or_default();
+        let template = backends
+            .iter()
+            .find(|b| b.name == target.canary)
+            .cloned()
+            .unwrap_or_default();
         for backend in backends.iter_mut() {
             if backend.name == target.canary {
                 backend.weight = Some(weight);
@@ -197,9 +225,16 @@ pub fn set_weights(
             }
         }
         for destination in additional {
-            match backends.iter_mut().find(|b| b.name == destination.service_name) {
+            match backends
+                .iter_mut()
+                .find(|b| b.name == destination.service_name)
+            {
                 Some(backend) => backend.weight = Some(destination.weight),
-                None => backends.push(backend_like(&template, &destination.service_name, Some(destination.weight))),
+                None => backends.push(backend_like(
+                    &template,
+                    &destination.service_name,
+                    Some(destination.weight),
+                )),
             }
         }
     }
@@ -222,23 +257,39 @@ pub fn weights_match(
     let wanted: BTreeSet<&str> = additional.iter().map(|d| d.service_name.as_str()).collect();
     let stale: BTreeSet<&str> = record
         .rollout(target.rollout)
-        .map(|r| r.additional_backends.iter().map(String::as_str).filter(|s| !wanted.contains(s)).collect())
+        .map(|r| {
+            r.additional_backends
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !wanted.contains(s))
+                .collect()
+        })
         .unwrap_or_default();
     let header_rules = record.header_rule_names();
-    let mut weighted = route.spec.rules.iter().filter(|rule| is_weighted(rule, &header_rules, target)).peekable();
+    let mut weighted = route
+        .spec
+        .rules
+        .iter()
+        .filter(|rule| is_weighted(rule, &header_rules, target))
+        .peekable();
     if weighted.peek().is_none() {
         return false;
     }
     weighted.all(|rule| {
         let backends = rule.backends();
         let all_named = |service: &str, expected: i32| {
-            backends.iter().filter(|b| b.name == service).all(|b| b.effective_weight() == expected)
+            backends
+                .iter()
+                .filter(|b| b.name == service)
+                .all(|b| b.effective_weight() == expected)
         };
         rule.references(target.canary)
             && rule.references(target.stable)
             && all_named(target.canary, weight)
             && all_named(target.stable, stable)
-            && additional.iter().all(|d| rule.references(&d.service_name) && all_named(&d.service_name, d.weight))
+            && additional
+                .iter()
+                .all(|d| rule.references(&d.service_name) && all_named(&d.service_name, d.weight))
             && !backends.iter().any(|b| stale.contains(b.name.as_str()))
     })
 }
@@ -247,11 +298,21 @@ pub fn weights_match(
 pub fn rule_name(managed_route: &str) -> String {
     let lowered: String = managed_route
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed: String = lowered.trim_matches('-').chars().take(60).collect();
     let trimmed = trimmed.trim_end_matches('-');
-    if trimmed.is_empty() { "sluice-managed".to_owned() } else { trimmed.to_owned() }
+    if trimmed.is_empty() {
+        "sluice-managed".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 fn regex_escape(text: &str) -> String {
@@ -269,14 +330,21 @@ fn regex_escape(text: &str) -> String {
 /// (Gateway API has no prefix header match; upstream does the same without escaping).
 pub fn header_match(name: &str, value: &StringMatch) -> Result<HeaderMatch, RewriteError> {
     if name.is_empty() {
-        return Err(RewriteError::InvalidMatch("a header match has an empty header name".into()));
+        return Err(RewriteError::InvalidMatch(
+            "a header match has an empty header name".into(),
+        ));
     }
     let (match_type, value) = match value {
         StringMatch::Exact(value) => ("Exact", value.clone()),
         StringMatch::Prefix(prefix) => ("RegularExpression", format!("{}.*", regex_escape(prefix))),
         StringMatch::Regex(pattern) => ("RegularExpression", pattern.clone()),
     };
-    Ok(HeaderMatch { match_type: Some(match_type.to_owned()), name: name.to_owned(), value, rest: Map::new() })
+    Ok(HeaderMatch {
+        match_type: Some(match_type.to_owned()),
+        name: name.to_owned(),
+        value,
+        rest: Map::new(),
+    })
 }
 
 /// The HTTP matches of a mirror route (method exact only, as in Gateway API).
@@ -317,11 +385,18 @@ pub fn mirror_matches(matches: &[RouteMatch]) -> Result<Vec<Match>, RewriteError
 /// `matches` with `headers` added to each (same-named header matches replaced); no matches
 /// becomes one match with just the headers.
 fn with_headers(matches: Option<&Vec<Match>>, headers: &[HeaderMatch]) -> Vec<Match> {
-    let base = matches.filter(|m| !m.is_empty()).cloned().unwrap_or_else(|| vec![Match::default()]);
+    let base = matches
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| vec![Match::default()]);
     base.into_iter()
         .map(|mut m| {
             let mut list = m.headers.take().unwrap_or_default();
-            list.retain(|existing| !headers.iter().any(|h| h.name.eq_ignore_ascii_case(&existing.name)));
+            list.retain(|existing| {
+                !headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case(&existing.name))
+            });
             list.extend(headers.iter().cloned());
             m.headers = Some(list);
             m
@@ -331,7 +406,10 @@ fn with_headers(matches: Option<&Vec<Match>>, headers: &[HeaderMatch]) -> Vec<Ma
 
 /// Removes the rules with these names.
 fn remove_rules(route: &mut Route, names: &[String]) {
-    route.spec.rules.retain(|rule| !rule.name.as_ref().is_some_and(|name| names.contains(name)));
+    route
+        .spec
+        .rules
+        .retain(|rule| !rule.name.as_ref().is_some_and(|name| names.contains(name)));
 }
 
 /// The rules new managed rules are derived from: unmanaged rules referencing canary or stable.
@@ -348,15 +426,27 @@ fn source_rules(route: &Route, record: &ManagedRecord, target: &Target<'_>) -> V
 }
 
 fn check_name_free(route: &Route, target: &Target<'_>, name: &str) -> Result<(), RewriteError> {
-    if route.spec.rules.iter().any(|rule| rule.name.as_deref() == Some(name)) {
-        return Err(RewriteError::RuleNameTaken { route: target.route.to_owned(), name: name.to_owned() });
+    if route
+        .spec
+        .rules
+        .iter()
+        .any(|rule| rule.name.as_deref() == Some(name))
+    {
+        return Err(RewriteError::RuleNameTaken {
+            route: target.route.to_owned(),
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }
 
 /// The canary backendRef of a source rule (checked to exist by [`check_pair`]).
 fn canary_backend(rule: &Rule, target: &Target<'_>) -> BackendRef {
-    rule.backends().iter().find(|b| b.name == target.canary).cloned().unwrap_or_default()
+    rule.backends()
+        .iter()
+        .find(|b| b.name == target.canary)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Upserts the header route `name`: removes its old rules, then (unless `headers` is empty)
@@ -369,7 +459,11 @@ pub fn set_header_route(
     name: &str,
     headers: &[HeaderMatch],
 ) -> Result<(), RewriteError> {
-    let old = record.rollout_mut(target.rollout).header_routes.remove(name).unwrap_or_default();
+    let old = record
+        .rollout_mut(target.rollout)
+        .header_routes
+        .remove(name)
+        .unwrap_or_default();
     remove_rules(route, &old);
     if headers.is_empty() {
         return Ok(());
@@ -382,9 +476,16 @@ pub fn set_header_route(
     let mut names = Vec::with_capacity(sources.len());
     for (position, (index, source)) in sources.into_iter().enumerate() {
         check_pair(target, index, &source)?;
-        let rule_name = if position == 0 { base.clone() } else { format!("{base}-{position}") };
+        let rule_name = if position == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{position}")
+        };
         check_name_free(route, target, &rule_name)?;
-        let canary = BackendRef { weight: None, ..canary_backend(&source, target) };
+        let canary = BackendRef {
+            weight: None,
+            ..canary_backend(&source, target)
+        };
         route.spec.rules.push(Rule {
             name: Some(rule_name.clone()),
             matches: Some(with_headers(source.matches.as_ref(), headers)),
@@ -394,7 +495,10 @@ pub fn set_header_route(
         });
         names.push(rule_name);
     }
-    record.rollout_mut(target.rollout).header_routes.insert(name.to_owned(), names);
+    record
+        .rollout_mut(target.rollout)
+        .header_routes
+        .insert(name.to_owned(), names);
     Ok(())
 }
 
@@ -410,15 +514,25 @@ pub fn set_mirror_route(
     matches: Vec<Match>,
     percent: Option<i32>,
 ) -> Result<(), RewriteError> {
-    let old = record.rollout_mut(target.rollout).mirror_routes.remove(name).unwrap_or_default();
+    let old = record
+        .rollout_mut(target.rollout)
+        .mirror_routes
+        .remove(name)
+        .unwrap_or_default();
     remove_rules(route, &old);
     if matches.is_empty() {
         return Ok(());
     }
     if let Some(percent) = percent.filter(|p| !(0..=100).contains(p)) {
-        return Err(RewriteError::WeightOutOfRange { what: "mirror percentage".into(), weight: percent });
+        return Err(RewriteError::WeightOutOfRange {
+            what: "mirror percentage".into(),
+            weight: percent,
+        });
     }
-    let (index, source) = source_rules(route, record, target).into_iter().next().ok_or_else(|| no_canary_or_stable(target))?;
+    let (index, source) = source_rules(route, record, target)
+        .into_iter()
+        .next()
+        .ok_or_else(|| no_canary_or_stable(target))?;
     check_pair(target, index, &source)?;
     let rule_name = rule_name(name);
     check_name_free(route, target, &rule_name)?;
@@ -435,7 +549,10 @@ pub fn set_mirror_route(
         backend_refs: source.backend_refs.clone(),
         rest: Map::new(),
     });
-    record.rollout_mut(target.rollout).mirror_routes.insert(name.to_owned(), vec![rule_name]);
+    record
+        .rollout_mut(target.rollout)
+        .mirror_routes
+        .insert(name.to_owned(), vec![rule_name]);
     Ok(())
 }
 
@@ -455,7 +572,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const TARGET: Target<'static> = Target { route: "HTTPRoute shop/web", rollout: "web", canary: "web-canary", stable: "web-stable" };
+    const TARGET: Target<'static> = Target {
+        route: "HTTPRoute shop/web",
+        rollout: "web",
+        canary: "web-canary",
+        stable: "web-stable",
+    };
 
     fn route() -> Route {
         serde_json::from_value(json!({
@@ -480,11 +602,18 @@ mod tests {
     }
 
     fn destination(service: &str, weight: i32) -> WeightDestination {
-        WeightDestination { service_name: service.into(), pod_template_hash: "abc".into(), weight }
+        WeightDestination {
+            service_name: service.into(),
+            pod_template_hash: "abc".into(),
+            weight,
+        }
     }
 
     fn weight_of(rule: &Rule, service: &str) -> Option<i32> {
-        rule.backends().iter().find(|b| b.name == service).map(BackendRef::effective_weight)
+        rule.backends()
+            .iter()
+            .find(|b| b.name == service)
+            .map(BackendRef::effective_weight)
     }
 
     fn names(route: &Route) -> Vec<Option<&str>> {
@@ -499,15 +628,37 @@ mod tests {
             let mut record = ManagedRecord::default();
             set_weights(&mut route, &mut record, &TARGET, weight, &[]).unwrap();
             for index in [0, 2] {
-                assert_eq!(weight_of(&route.spec.rules[index], "web-canary"), Some(weight));
-                assert_eq!(weight_of(&route.spec.rules[index], "web-stable"), Some(100 - weight));
+                assert_eq!(
+                    weight_of(&route.spec.rules[index], "web-canary"),
+                    Some(weight)
+                );
+                assert_eq!(
+                    weight_of(&route.spec.rules[index], "web-stable"),
+                    Some(100 - weight)
+                );
             }
-            assert_eq!(weight_of(&route.spec.rules[0], "legacy"), Some(7), "unmanaged backend untouched");
-            assert_eq!(route.spec.rules[1], original.spec.rules[1], "unrelated rule untouched");
+            assert_eq!(
+                weight_of(&route.spec.rules[0], "legacy"),
+                Some(7),
+                "unmanaged backend untouched"
+            );
+            assert_eq!(
+                route.spec.rules[1], original.spec.rules[1],
+                "unrelated rule untouched"
+            );
             assert_eq!(route.spec.rules[0].rest, original.spec.rules[0].rest);
-            assert_eq!(route.spec.rules[0].backends()[0].rest, original.spec.rules[0].backends()[0].rest);
+            assert_eq!(
+                route.spec.rules[0].backends()[0].rest,
+                original.spec.rules[0].backends()[0].rest
+            );
             assert!(weights_match(&route, &record, &TARGET, weight, &[]));
-            assert!(!weights_match(&route, &record, &TARGET, (weight + 1) % 101, &[]));
+            assert!(!weights_match(
+                &route,
+                &record,
+                &TARGET,
+                (weight + 1) % 101,
+                &[]
+            ));
             assert_eq!(record.to_annotation(), None);
         }
     }
@@ -519,10 +670,19 @@ mod tests {
         let both = [destination("exp-a", 10), destination("exp-b", 5)];
         set_weights(&mut route, &mut record, &TARGET, 20, &both).unwrap();
         let rule = &route.spec.rules[0];
-        assert_eq!((weight_of(rule, "web-canary"), weight_of(rule, "web-stable")), (Some(20), Some(65)));
-        assert_eq!((weight_of(rule, "exp-a"), weight_of(rule, "exp-b")), (Some(10), Some(5)));
+        assert_eq!(
+            (weight_of(rule, "web-canary"), weight_of(rule, "web-stable")),
+            (Some(20), Some(65))
+        );
+        assert_eq!(
+            (weight_of(rule, "exp-a"), weight_of(rule, "exp-b")),
+            (Some(10), Some(5))
+        );
         let added = rule.backends().iter().find(|b| b.name == "exp-a").unwrap();
-        assert_eq!(serde_json::to_value(added).unwrap(), json!({"name": "exp-a", "port": 80, "weight": 10}));
+        assert_eq!(
+            serde_json::to_value(added).unwrap(),
+            json!({"name": "exp-a", "port": 80, "weight": 10})
+        );
         assert!(weights_match(&route, &record, &TARGET, 20, &both));
         assert!(!weights_match(&route, &record, &TARGET, 20, &both[..1]));
 
@@ -530,7 +690,10 @@ mod tests {
         set_weights(&mut route, &mut record, &TARGET, 20, &one).unwrap();
         for index in [0, 2] {
             let rule = &route.spec.rules[index];
-            assert_eq!((weight_of(rule, "exp-a"), weight_of(rule, "exp-b")), (Some(30), None));
+            assert_eq!(
+                (weight_of(rule, "exp-a"), weight_of(rule, "exp-b")),
+                (Some(30), None)
+            );
             assert_eq!(weight_of(rule, "web-stable"), Some(50));
         }
         assert!(weights_match(&route, &record, &TARGET, 20, &one));
@@ -539,14 +702,23 @@ mod tests {
         assert!(route.spec.rules.iter().all(|r| !r.references("exp-a")));
         assert_eq!(weight_of(&route.spec.rules[0], "legacy"), Some(7));
         assert_eq!(record.to_annotation(), None);
-        assert_eq!(stable_weight(90, &[destination("x", 20)]), 0, "floored at 0");
+        assert_eq!(
+            stable_weight(90, &[destination("x", 20)]),
+            0,
+            "floored at 0"
+        );
     }
 
     #[test]
     fn missing_backends_are_named() {
         let mut route = route();
-        route.spec.rules[2].backend_refs.as_mut().unwrap().retain(|b| b.name != "web-stable");
-        let error = set_weights(&mut route, &mut ManagedRecord::default(), &TARGET, 10, &[]).unwrap_err();
+        route.spec.rules[2]
+            .backend_refs
+            .as_mut()
+            .unwrap()
+            .retain(|b| b.name != "web-stable");
+        let error =
+            set_weights(&mut route, &mut ManagedRecord::default(), &TARGET, 10, &[]).unwrap_err();
         assert_eq!(
             error.to_string(),
             "HTTPRoute shop/web rule 2 has no backendRef to the stable service \"web-stable\""
@@ -555,9 +727,27 @@ mod tests {
 
         let mut unrelated = route.clone();
         unrelated.spec.rules.retain(|r| !r.references("web-canary"));
-        let error = set_weights(&mut unrelated, &mut ManagedRecord::default(), &TARGET, 10, &[]).unwrap_err();
-        assert!(error.to_string().contains("no rule with a backendRef to the canary service \"web-canary\""), "{error}");
-        assert!(!weights_match(&unrelated, &ManagedRecord::default(), &TARGET, 10, &[]));
+        let error = set_weights(
+            &mut unrelated,
+            &mut ManagedRecord::default(),
+            &TARGET,
+            10,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("no rule with a backendRef to the canary service \"web-canary\""),
+            "{error}"
+        );
+        assert!(!weights_match(
+            &unrelated,
+            &ManagedRecord::default(),
+            &TARGET,
+            10,
+            &[]
+        ));
     }
 
     #[test]
@@ -571,8 +761,12 @@ mod tests {
             (10, vec![destination("", 5)]),
             (10, vec![destination("exp", 200)]),
         ] {
-            let error = set_weights(&mut route, &mut record, &TARGET, weight, &additional).unwrap_err();
-            assert!(matches!(PluginError::from(error), PluginError::InvalidConfig(_)));
+            let error =
+                set_weights(&mut route, &mut record, &TARGET, weight, &additional).unwrap_err();
+            assert!(matches!(
+                PluginError::from(error),
+                PluginError::InvalidConfig(_)
+            ));
         }
     }
 
@@ -585,16 +779,38 @@ mod tests {
         let mut route = route();
         let mut record = ManagedRecord::default();
         set_weights(&mut route, &mut record, &TARGET, 10, &[]).unwrap();
-        set_header_route(&mut route, &mut record, &TARGET, "Canary Header", &[exact("X-Canary", "yes")]).unwrap();
-        assert_eq!(names(&route), [Some("main"), None, None, Some("canary-header"), Some("canary-header-1")]);
+        set_header_route(
+            &mut route,
+            &mut record,
+            &TARGET,
+            "Canary Header",
+            &[exact("X-Canary", "yes")],
+        )
+        .unwrap();
+        assert_eq!(
+            names(&route),
+            [
+                Some("main"),
+                None,
+                None,
+                Some("canary-header"),
+                Some("canary-header-1")
+            ]
+        );
         let first = &route.spec.rules[3];
         assert_eq!(
             serde_json::to_value(first.matches.as_ref().unwrap()).unwrap(),
             json!([{"path": {"type": "PathPrefix", "value": "/"}, "method": "GET",
                     "headers": [{"type": "Exact", "name": "X-Canary", "value": "yes"}]}])
         );
-        assert_eq!(serde_json::to_value(first.backend_refs.as_ref().unwrap()).unwrap(), json!([{"name": "web-canary", "port": 80}]));
-        assert_eq!(first.filters, route.spec.rules[0].filters, "source filters are kept");
+        assert_eq!(
+            serde_json::to_value(first.backend_refs.as_ref().unwrap()).unwrap(),
+            json!([{"name": "web-canary", "port": 80}])
+        );
+        assert_eq!(
+            first.filters, route.spec.rules[0].filters,
+            "source filters are kept"
+        );
         assert_eq!(first.rest.get("timeouts"), Some(&json!({"request": "5s"})));
         let second = &route.spec.rules[4];
         assert_eq!(
@@ -610,9 +826,22 @@ mod tests {
 
         // Upsert: the same name replaces its rules.
         let prefix = header_match("x-canary", &StringMatch::Prefix("v1.".into())).unwrap();
-        set_header_route(&mut route, &mut record, &TARGET, "Canary Header", std::slice::from_ref(&prefix)).unwrap();
+        set_header_route(
+            &mut route,
+            &mut record,
+            &TARGET,
+            "Canary Header",
+            std::slice::from_ref(&prefix),
+        )
+        .unwrap();
         assert_eq!(route.spec.rules.len(), 5);
-        assert_eq!(route.spec.rules[3].matches.as_ref().unwrap()[0].headers.as_ref().unwrap(), &[prefix.clone()]);
+        assert_eq!(
+            route.spec.rules[3].matches.as_ref().unwrap()[0]
+                .headers
+                .as_ref()
+                .unwrap(),
+            std::slice::from_ref(&prefix)
+        );
         assert_eq!(prefix.value, "v1\\..*");
 
         set_header_route(&mut route, &mut record, &TARGET, "Canary Header", &[]).unwrap();
@@ -623,10 +852,21 @@ mod tests {
     #[test]
     fn header_matches_merge_into_existing_header_matches() {
         let mut route = route();
-        route.spec.rules[0].matches.as_mut().unwrap()[0].headers = Some(vec![exact("x-canary", "old"), exact("x-keep", "1")]);
+        route.spec.rules[0].matches.as_mut().unwrap()[0].headers =
+            Some(vec![exact("x-canary", "old"), exact("x-keep", "1")]);
         let mut record = ManagedRecord::default();
-        set_header_route(&mut route, &mut record, &TARGET, "h", &[exact("X-Canary", "new")]).unwrap();
-        let headers = route.spec.rules[3].matches.as_ref().unwrap()[0].headers.clone().unwrap();
+        set_header_route(
+            &mut route,
+            &mut record,
+            &TARGET,
+            "h",
+            &[exact("X-Canary", "new")],
+        )
+        .unwrap();
+        let headers = route.spec.rules[3].matches.as_ref().unwrap()[0]
+            .headers
+            .clone()
+            .unwrap();
         assert_eq!(headers, [exact("x-keep", "1"), exact("X-Canary", "new")]);
     }
 
@@ -634,11 +874,19 @@ mod tests {
     fn managed_rule_names_never_take_over_foreign_rules() {
         let mut route = route();
         let mut record = ManagedRecord::default();
-        let error = set_header_route(&mut route, &mut record, &TARGET, "main", &[exact("a", "b")]).unwrap_err();
-        assert!(matches!(error, RewriteError::RuleNameTaken { ref name, .. } if name == "main"), "{error}");
-        let other = Target { rollout: "api", ..TARGET };
+        let error = set_header_route(&mut route, &mut record, &TARGET, "main", &[exact("a", "b")])
+            .unwrap_err();
+        assert!(
+            matches!(error, RewriteError::RuleNameTaken { ref name, .. } if name == "main"),
+            "{error}"
+        );
+        let other = Target {
+            rollout: "api",
+            ..TARGET
+        };
         set_header_route(&mut route, &mut record, &other, "h", &[exact("a", "b")]).unwrap();
-        let error = set_header_route(&mut route, &mut record, &TARGET, "h", &[exact("a", "c")]).unwrap_err();
+        let error = set_header_route(&mut route, &mut record, &TARGET, "h", &[exact("a", "c")])
+            .unwrap_err();
         assert!(matches!(error, RewriteError::RuleNameTaken { .. }));
     }
 
@@ -656,7 +904,15 @@ mod tests {
         let mut route = route();
         let mut record = ManagedRecord::default();
         set_weights(&mut route, &mut record, &TARGET, 10, &[]).unwrap();
-        set_mirror_route(&mut route, &mut record, &TARGET, "mirror", mirror_match(), Some(25)).unwrap();
+        set_mirror_route(
+            &mut route,
+            &mut record,
+            &TARGET,
+            "mirror",
+            mirror_match(),
+            Some(25),
+        )
+        .unwrap();
         let rule = route.spec.rules.last().unwrap();
         assert_eq!(rule.name.as_deref(), Some("mirror"));
         assert_eq!(
@@ -672,22 +928,64 @@ mod tests {
 
         set_weights(&mut route, &mut record, &TARGET, 60, &[]).unwrap();
         let rule = route.spec.rules.last().unwrap();
-        assert_eq!((weight_of(rule, "web-canary"), weight_of(rule, "web-stable")), (Some(60), Some(40)));
+        assert_eq!(
+            (weight_of(rule, "web-canary"), weight_of(rule, "web-stable")),
+            (Some(60), Some(40))
+        );
 
-        set_mirror_route(&mut route, &mut record, &TARGET, "mirror", mirror_match(), None).unwrap();
-        let filter = route.spec.rules.last().unwrap().filters.as_ref().unwrap().last().unwrap().clone();
-        assert_eq!(filter["requestMirror"].get("percent"), None, "100% needs no percent");
+        set_mirror_route(
+            &mut route,
+            &mut record,
+            &TARGET,
+            "mirror",
+            mirror_match(),
+            None,
+        )
+        .unwrap();
+        let filter = route
+            .spec
+            .rules
+            .last()
+            .unwrap()
+            .filters
+            .as_ref()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            filter["requestMirror"].get("percent"),
+            None,
+            "100% needs no percent"
+        );
         assert_eq!(route.spec.rules.len(), 4);
 
         set_mirror_route(&mut route, &mut record, &TARGET, "mirror", Vec::new(), None).unwrap();
         assert_eq!(route.spec.rules.len(), 3);
-        assert!(set_mirror_route(&mut route, &mut record, &TARGET, "m", mirror_match(), Some(101)).is_err());
+        assert!(
+            set_mirror_route(
+                &mut route,
+                &mut record,
+                &TARGET,
+                "m",
+                mirror_match(),
+                Some(101)
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn unsupported_matches_are_refused() {
-        let regex_method = RouteMatch { method: Some(StringMatch::Regex("GET|POST".into())), path: None, headers: vec![] };
-        assert!(matches!(mirror_matches(&[regex_method]), Err(RewriteError::InvalidMatch(_))));
+        let regex_method = RouteMatch {
+            method: Some(StringMatch::Regex("GET|POST".into())),
+            path: None,
+            headers: vec![],
+        };
+        assert!(matches!(
+            mirror_matches(&[regex_method]),
+            Err(RewriteError::InvalidMatch(_))
+        ));
         assert!(header_match("", &StringMatch::Exact("x".into())).is_err());
     }
 
@@ -695,13 +993,26 @@ mod tests {
     fn remove_managed_routes_removes_only_this_rollouts_rules() {
         let mut route = route();
         let mut record = ManagedRecord::default();
-        let other = Target { rollout: "api", ..TARGET };
+        let other = Target {
+            rollout: "api",
+            ..TARGET
+        };
         set_header_route(&mut route, &mut record, &TARGET, "h", &[exact("a", "b")]).unwrap();
         set_mirror_route(&mut route, &mut record, &TARGET, "m", mirror_match(), None).unwrap();
         set_header_route(&mut route, &mut record, &other, "other", &[exact("a", "c")]).unwrap();
-        set_weights(&mut route, &mut record, &TARGET, 10, &[destination("exp", 5)]).unwrap();
+        set_weights(
+            &mut route,
+            &mut record,
+            &TARGET,
+            10,
+            &[destination("exp", 5)],
+        )
+        .unwrap();
         remove_managed_routes(&mut route, &mut record, "web");
-        assert_eq!(names(&route), [Some("main"), None, None, Some("other"), Some("other-1")]);
+        assert_eq!(
+            names(&route),
+            [Some("main"), None, None, Some("other"), Some("other-1")]
+        );
         assert_eq!(
             record.to_annotation().unwrap(),
             r#"{"api":{"headerRoutes":{"other":["other","other-1"]}},"web":{"additionalBackends":["exp"]}}"#

@@ -1,7 +1,10 @@
 //! Shared test support: the plugin built once per test binary, grants, fixtures, contexts and
 //! a kube backend that injects write conflicts.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the support module")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,8 +12,9 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 use sluice_runtime::{
-    BoxFuture, CompiledComponent, Gvk, GrantsSpec, HostServices, KubeBackend, KubeError, Limits, ListOptions,
-    ObjectKey, ObjectPage, PatchBody, Plugin, PluginKind, PluginMetrics, PluginSpec, RolloutContext, TrafficRouter,
+    BoxFuture, CompiledComponent, GrantsSpec, Gvk, HostServices, KubeBackend, KubeError, Limits,
+    ListOptions, ObjectKey, ObjectPage, PatchBody, Plugin, PluginKind, PluginMetrics, PluginSpec,
+    RolloutContext, TrafficRouter,
 };
 use sluice_testkit::{PluginHarness, ScriptedHttp};
 
@@ -23,7 +27,8 @@ pub fn workspace_root() -> &'static Path {
 pub fn plugin_wasm() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        sluice_plugin_build::build_plugin(workspace_root(), "sluice-plugin-gatewayapi").unwrap_or_else(|e| panic!("{e}"))
+        sluice_plugin_build::build_plugin(workspace_root(), "sluice-plugin-gatewayapi")
+            .unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
@@ -33,8 +38,7 @@ pub fn routes_fixture() -> PathBuf {
 }
 
 /// The narrowest grants: get and patch on the three route kinds in the Rollout's namespace.
-pub const GRANTS_YAML: &str =
-    "kube: [{group: gateway.networking.k8s.io, kinds: [HTTPRoute, GRPCRoute, TCPRoute], verbs: [get, patch]}]";
+pub const GRANTS_YAML: &str = "kube: [{group: gateway.networking.k8s.io, kinds: [HTTPRoute, GRPCRoute, TCPRoute], verbs: [get, patch]}]";
 
 /// A harness over the in-memory kube store, loaded with [`GRANTS_YAML`] and the fixture routes.
 pub fn harness() -> PluginHarness {
@@ -79,8 +83,16 @@ pub async fn load_router(kube: Arc<dyn KubeBackend>) -> TrafficRouter {
         args: Vec::new(),
         expected_type: Some("GatewayAPI".to_owned()),
     };
-    let services = HostServices { kube, http: Arc::new(ScriptedHttp::new()), observer: None };
-    match engine.load_plugin(spec, component, services, PluginMetrics::unregistered()).await.unwrap() {
+    let services = HostServices {
+        kube,
+        http: Arc::new(ScriptedHttp::new()),
+        observer: None,
+    };
+    match engine
+        .load_plugin(spec, component, services, PluginMetrics::unregistered())
+        .await
+        .unwrap()
+    {
         Plugin::TrafficRouter(router) => router,
         Plugin::MetricProvider(_) => panic!("loaded as a metric provider"),
     }
@@ -100,7 +112,11 @@ pub struct ConflictingKube<K> {
 impl<K> ConflictingKube<K> {
     /// Injects `conflicts` concurrent writes.
     pub fn new(inner: Arc<K>, conflicts: u32) -> Self {
-        Self { inner, conflicts_left: AtomicU32::new(conflicts), plugin_patches: AtomicU32::new(0) }
+        Self {
+            inner,
+            conflicts_left: AtomicU32::new(conflicts),
+            plugin_patches: AtomicU32::new(0),
+        }
     }
 }
 
@@ -135,10 +151,14 @@ impl<K: KubeBackend> KubeBackend for ConflictingKube<K> {
     ) -> BoxFuture<'a, Result<Value, KubeError>> {
         Box::pin(async move {
             self.plugin_patches.fetch_add(1, Ordering::SeqCst);
-            let inject = self.conflicts_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            let inject =
+                self.conflicts_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
             if let Ok(remaining) = inject {
                 let label = json!({"metadata": {"labels": {"sluice.test/concurrent-writes": remaining.to_string()}}});
-                self.inner.patch(key, PatchBody::Merge(label), "concurrent-writer").await?;
+                self.inner
+                    .patch(key, PatchBody::Merge(label), "concurrent-writer")
+                    .await?;
             }
             self.inner.patch(key, patch, field_manager).await
         })
@@ -162,6 +182,11 @@ pub fn weight(route: &Value, rule: usize, service: &str) -> Option<i64> {
 pub fn rule_names(route: &Value) -> Vec<Option<String>> {
     route["spec"]["rules"]
         .as_array()
-        .map(|rules| rules.iter().map(|r| r["name"].as_str().map(str::to_owned)).collect())
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| r["name"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
