@@ -137,9 +137,17 @@ impl<'a> Call<'a> {
                 PatchType::Merge,
                 &body,
             ) {
-                Ok(_) => {
+                Ok(stored) => {
                     sluice_plugin_sdk::debug!("updated {label} (attempt {attempt})");
-                    return Ok(());
+                    let added = rewrite::added_rule_names(&original_rules, &object.spec.rules);
+                    return self.check_rule_names_kept(
+                        route,
+                        &label,
+                        stored,
+                        &added,
+                        original_rules,
+                        original_annotation,
+                    );
                 }
                 Err(KubeError::Conflict(message)) => {
                     sluice_plugin_sdk::info!(
@@ -152,6 +160,50 @@ impl<'a> Call<'a> {
         }
         Err(PluginError::Conflict(format!(
             "{label} kept changing during {MAX_ATTEMPTS} attempts to update it: {last_conflict}"
+        )))
+    }
+
+    /// Rolls back an update whose new rule names the API server dropped: CRDs older than
+    /// Gateway API v1.2 have no `rules[].name` and prune it, which would leave rules the router
+    /// can never find again.
+    fn check_rule_names_kept(
+        &self,
+        route: &ConfiguredRoute,
+        label: &str,
+        stored: serde_json::Value,
+        added: &[String],
+        original_rules: Vec<model::Rule>,
+        original_annotation: Option<String>,
+    ) -> Result<(), PluginError> {
+        let stored: Route = serde_json::from_value(stored).map_err(|e| {
+            PluginError::Internal(format!("{label} is not a valid {}: {e}", route.kind.kind()))
+        })?;
+        let dropped = rewrite::missing_rule_names(&stored, added);
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        let revert = json!({
+            "metadata": {
+                "resourceVersion": stored.metadata.resource_version,
+                "annotations": {MANAGED_ROUTES_ANNOTATION: original_annotation},
+            },
+            "spec": {"rules": original_rules},
+        });
+        let rolled_back = kube::patch_dynamic(
+            route.kind.gvk(),
+            Some(&self.config.namespace),
+            &route.name,
+            PatchType::Merge,
+            &revert,
+        )
+        .map_or_else(
+            |e| format!("rolling the change back failed: {e}"),
+            |_| "the change was rolled back".to_owned(),
+        );
+        Err(PluginError::InvalidConfig(format!(
+            "{label}: the API server dropped the names of the rules {dropped:?}, so its {} CRD predates Gateway API \
+             v1.2 (rules[].name); header and mirror routes need Gateway API v1.2 or newer; {rolled_back}",
+            route.kind.kind()
         )))
     }
 

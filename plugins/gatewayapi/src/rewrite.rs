@@ -567,6 +567,32 @@ pub fn remove_managed_routes(route: &mut Route, record: &mut ManagedRecord, roll
     remove_rules(route, &names);
 }
 
+/// Names of rules in `after` that no rule of `before` has.
+pub fn added_rule_names(before: &[Rule], after: &[Rule]) -> Vec<String> {
+    let existing: BTreeSet<&str> = before.iter().filter_map(|r| r.name.as_deref()).collect();
+    after
+        .iter()
+        .filter_map(|r| r.name.as_deref())
+        .filter(|n| !existing.contains(n))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Which of `names` no rule of `route` has.
+pub fn missing_rule_names(route: &Route, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|name| {
+            !route
+                .spec
+                .rules
+                .iter()
+                .any(|r| r.name.as_ref() == Some(*name))
+        })
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1017,6 +1043,19 @@ mod tests {
             record.to_annotation().unwrap(),
             r#"{"api":{"headerRoutes":{"other":["other","other-1"]}},"web":{"additionalBackends":["exp"]}}"#
         );
+    }
+
+    #[test]
+    fn added_and_missing_rule_names() {
+        let mut after = route();
+        let mut record = ManagedRecord::default();
+        set_header_route(&mut after, &mut record, &TARGET, "h", &[exact("a", "b")]).unwrap();
+        let added = added_rule_names(&route().spec.rules, &after.spec.rules);
+        assert_eq!(added, ["h", "h-1"]);
+        assert!(missing_rule_names(&after, &added).is_empty());
+        let mut pruned = after.clone();
+        pruned.spec.rules.iter_mut().for_each(|r| r.name = None);
+        assert_eq!(missing_rule_names(&pruned, &added), ["h", "h-1"]);
     }
 
     #[test]

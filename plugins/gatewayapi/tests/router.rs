@@ -607,3 +607,36 @@ async fn set_weight_per_call_time() {
         Verification::Verified
     );
 }
+
+#[tokio::test]
+async fn header_routes_on_crds_without_rule_names_are_rolled_back() {
+    let store = Arc::new(InMemoryKube::new());
+    store.load_yaml_file(&common::routes_fixture()).unwrap();
+    let router = common::load_router(Arc::new(common::NamePruningKube(store.clone()))).await;
+    let ctx = context("shop", http_config());
+    match plugin_error(
+        router
+            .set_header_route(&ctx, &header_route("h", Some("1")))
+            .await,
+    ) {
+        PluginError::InvalidConfig(message) => {
+            assert!(message.contains("predates Gateway API v1.2"), "{message}");
+            assert!(message.ends_with("the change was rolled back"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let route = store
+        .object(
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            Some("shop"),
+            "web",
+        )
+        .unwrap();
+    assert_eq!(
+        route["spec"]["rules"].as_array().unwrap().len(),
+        2,
+        "no orphan rule left"
+    );
+    assert_eq!(managed_annotation(&route), None);
+}

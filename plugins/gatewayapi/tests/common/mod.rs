@@ -190,3 +190,60 @@ pub fn rule_names(route: &Value) -> Vec<Option<String>> {
         })
         .unwrap_or_default()
 }
+
+/// An in-memory store whose route CRDs predate Gateway API v1.2: patches lose `rules[].name`,
+/// as the API server prunes fields a structural schema does not list.
+pub struct NamePruningKube(pub Arc<sluice_testkit::InMemoryKube>);
+
+impl KubeBackend for NamePruningKube {
+    fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Value, KubeError>> {
+        self.0.get(key)
+    }
+
+    fn list<'a>(
+        &'a self,
+        gvk: &'a Gvk,
+        namespace: Option<&'a str>,
+        options: &'a ListOptions,
+    ) -> BoxFuture<'a, Result<ObjectPage, KubeError>> {
+        self.0.list(gvk, namespace, options)
+    }
+
+    fn create<'a>(
+        &'a self,
+        gvk: &'a Gvk,
+        namespace: Option<&'a str>,
+        object: Value,
+    ) -> BoxFuture<'a, Result<Value, KubeError>> {
+        self.0.create(gvk, namespace, object)
+    }
+
+    fn patch<'a>(
+        &'a self,
+        key: &'a ObjectKey,
+        patch: PatchBody,
+        field_manager: &'a str,
+    ) -> BoxFuture<'a, Result<Value, KubeError>> {
+        Box::pin(async move {
+            let mut stored = self.0.patch(key, patch, field_manager).await?;
+            for rule in stored
+                .pointer_mut("/spec/rules")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(rule) = rule.as_object_mut() {
+                    rule.remove("name");
+                }
+            }
+            self.0
+                .insert(stored)
+                .map_err(|e| KubeError::Invalid(e.to_string()))?;
+            self.0.get(key).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<(), KubeError>> {
+        self.0.delete(key)
+    }
+}
