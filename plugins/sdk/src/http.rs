@@ -110,14 +110,36 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response, HttpError> {
+    send_request(method, url, headers, body, None)
+}
+
+/// Sends a request like [`send`], asking the host to give up after `timeout` (connect and first
+/// byte); the host clamps it to the plugin's `limits.httpTimeout`.
+pub fn send_with_timeout(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: std::time::Duration,
+) -> Result<Response, HttpError> {
+    send_request(method, url, headers, body, Some(timeout))
+}
+
+fn send_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Option<std::time::Duration>,
+) -> Result<Response, HttpError> {
     let parts = split_url(url)?;
     #[cfg(target_arch = "wasm32")]
     {
-        wasm::send(method, &parts, headers, body)
+        wasm::send(method, &parts, headers, body, timeout)
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = (method, parts, headers, body);
+        let _ = (method, parts, headers, body, timeout);
         Err(HttpError::Transport(
             "the Sluice host is only available to wasm32 plugins".into(),
         ))
@@ -129,7 +151,8 @@ mod wasm {
     use super::{HttpError, Response, UrlParts};
     use crate::wit::provider::wasi::http::outgoing_handler;
     use crate::wit::provider::wasi::http::types::{
-        ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+        ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
+        Scheme,
     };
     use crate::wit::provider::wasi::io::streams::StreamError;
 
@@ -145,6 +168,7 @@ mod wasm {
         url: &UrlParts<'_>,
         headers: &[(&str, &str)],
         body: &[u8],
+        timeout: Option<std::time::Duration>,
     ) -> Result<Response, HttpError> {
         let fields = Fields::new();
         for (name, value) in headers {
@@ -182,7 +206,21 @@ mod wasm {
         let outgoing_body = request
             .body()
             .map_err(|()| HttpError::Body("request body unavailable".into()))?;
-        let future = outgoing_handler::handle(request, None).map_err(transport)?;
+        let options = match timeout {
+            Some(timeout) => {
+                let options = RequestOptions::new();
+                let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+                options
+                    .set_connect_timeout(Some(nanos))
+                    .map_err(|()| invalid("timeout"))?;
+                options
+                    .set_first_byte_timeout(Some(nanos))
+                    .map_err(|()| invalid("timeout"))?;
+                Some(options)
+            }
+            None => None,
+        };
+        let future = outgoing_handler::handle(request, options).map_err(transport)?;
         {
             let stream = outgoing_body
                 .write()
