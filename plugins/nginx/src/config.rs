@@ -44,7 +44,8 @@ impl NginxConfig {
         };
         if names.is_empty() || names.iter().any(String::is_empty) {
             return Err(PluginError::InvalidConfig(
-                "trafficRouting.nginx needs stableIngress or a non-empty stableIngresses list".into(),
+                "trafficRouting.nginx needs stableIngress or a non-empty stableIngresses list"
+                    .into(),
             ));
         }
         Ok(names)
@@ -84,7 +85,8 @@ impl RouterInput {
         let config: NginxConfig = PluginError::parse_config(&ctx.plugin_config)?;
         if ctx.stable_service.is_empty() || ctx.canary_service.is_empty() {
             return Err(PluginError::InvalidConfig(
-                "the NGINX router needs spec.strategy.canary.stableService and canaryService".into(),
+                "the NGINX router needs spec.strategy.canary.stableService and canaryService"
+                    .into(),
             ));
         }
         Ok(Self {
@@ -117,10 +119,9 @@ mod tests {
 
     #[test]
     fn stable_ingresses_win_over_stable_ingress() {
-        let config: NginxConfig = serde_json::from_str(
-            r#"{"stableIngress": "one", "stableIngresses": ["a", "b"]}"#,
-        )
-        .unwrap();
+        let config: NginxConfig =
+            serde_json::from_str(r#"{"stableIngress": "one", "stableIngresses": ["a", "b"]}"#)
+                .unwrap();
         assert_eq!(config.stable_ingress_names().unwrap(), ["a", "b"]);
         let single: NginxConfig = serde_json::from_str(r#"{"stableIngress": "one"}"#).unwrap();
         assert_eq!(single.stable_ingress_names().unwrap(), ["one"]);
@@ -134,14 +135,21 @@ mod tests {
 
     #[test]
     fn prefix_defaults_to_ingress_nginx() {
-        assert_eq!(NginxConfig::default().prefix(), "nginx.ingress.kubernetes.io");
-        let custom = NginxConfig { annotation_prefix: Some("custom.io".into()), ..Default::default() };
+        assert_eq!(
+            NginxConfig::default().prefix(),
+            "nginx.ingress.kubernetes.io"
+        );
+        let custom = NginxConfig {
+            annotation_prefix: Some("custom.io".into()),
+            ..Default::default()
+        };
         assert_eq!(custom.prefix(), "custom.io");
     }
 
     #[test]
     fn max_traffic_weight_is_read_from_the_rollout() {
-        let rollout = r#"{"spec": {"strategy": {"canary": {"trafficRouting": {"maxTrafficWeight": 1000}}}}}"#;
+        let rollout =
+            r#"{"spec": {"strategy": {"canary": {"trafficRouting": {"maxTrafficWeight": 1000}}}}}"#;
         assert_eq!(max_traffic_weight(rollout).unwrap(), Some(1000));
         assert_eq!(max_traffic_weight("{}").unwrap(), None);
         assert_eq!(max_traffic_weight("").unwrap(), None);
