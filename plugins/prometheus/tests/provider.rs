@@ -240,9 +240,13 @@ async fn a_slow_prometheus_times_out_after_the_configured_timeout() {
         200,
         &success(r#"{"resultType":"scalar","result":[1,"1"]}"#),
     );
-    let started = std::time::Instant::now();
+    let provider = harness.load_provider().await.unwrap();
     let config = json!({"address": PROMETHEUS, "query": "up", "timeout": 1}).to_string();
-    let measurement = run(&harness, &config).await.unwrap();
+    let started = std::time::Instant::now();
+    let measurement = provider
+        .run(&analysis_context("shop", "web-1", "slow", &config))
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     assert_eq!(measurement.phase, AnalysisPhase::Error);
     let message = measurement.message.unwrap();
