@@ -1,0 +1,271 @@
+//! Shared helpers of the end-to-end tests: a controller running in-process against the local
+//! control plane, fixture plugins, Rollout manifests and polling.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use sluice_api::rollout::Rollout;
+use sluice_controller::{ControllerOptions, Metrics, PluginConfigMap, SluiceController};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Name of the plugin ConfigMap the tests create.
+pub const PLUGIN_CONFIG_MAP: &str = "argo-rollouts-config";
+/// Registry name of the echo router fixture.
+pub const ECHO_ROUTER: &str = "sluice/echo-router";
+/// Registry name of the echo provider fixture.
+pub const ECHO_PROVIDER: &str = "sluice/echo-provider";
+
+/// A controller running in a task of the test's runtime.
+pub struct RunningController {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<sluice_controller::Result<()>>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl RunningController {
+    /// Starts a controller watching only `namespace`, with the plugin ConfigMap of that
+    /// namespace.
+    pub fn start(client: Client, namespace: &str) -> anyhow::Result<Self> {
+        let _already = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let options = ControllerOptions {
+            namespace: Some(namespace.to_string()),
+            plugin_config: Some(PluginConfigMap {
+                namespace: namespace.to_string(),
+                name: PLUGIN_CONFIG_MAP.to_string(),
+            }),
+            ..ControllerOptions::default()
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        let controller = SluiceController::new(client, options, &mut registry)?;
+        let metrics = controller.metrics();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller.run(async {
+            stopped.await.ok();
+        }));
+        Ok(Self {
+            shutdown: Some(shutdown),
+            task,
+            metrics,
+        })
+    }
+
+    /// Kills the controller: its task is aborted wherever it is.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _aborted = self.task.await;
+    }
+
+    /// Stops the controller gracefully.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .context("controller did not stop")???;
+        Ok(())
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds (once per test binary) the echo fixtures and returns their `.wasm` paths.
+pub fn fixture_plugins() -> &'static (PathBuf, PathBuf) {
+    static PLUGINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    PLUGINS.get_or_init(|| {
+        let root = workspace_root();
+        let router = sluice_plugin_build::build_plugin(&root, "sluice-fixture-echo-router")
+            .expect("build the echo router fixture");
+        let provider = sluice_plugin_build::build_plugin(&root, "sluice-fixture-echo-provider")
+            .expect("build the echo provider fixture");
+        (router, provider)
+    })
+}
+
+/// Creates the plugin ConfigMap (the `sluice-runtime` format) with the echo fixtures.
+pub async fn install_plugins(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let (router, provider) = tokio::task::spawn_blocking(fixture_plugins).await?;
+    let data = json!({
+        "trafficRouterPlugins": format!(
+            "- name: {ECHO_ROUTER}\n  location: file://{}\n  grants:\n    kube:\n      - {{kinds: [ConfigMap], verbs: [get, create, patch, delete]}}\n",
+            router.display()
+        ),
+        "metricProviderPlugins": format!(
+            "- name: {ECHO_PROVIDER}\n  location: file://{}\n",
+            provider.display()
+        ),
+    });
+    let config_map: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": PLUGIN_CONFIG_MAP},
+        "data": data,
+    }))?;
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &config_map)
+        .await?;
+    Ok(())
+}
+
+/// A Rollout of `replicas` pods with a canary strategy (`canary` is the strategy's JSON).
+pub fn rollout(name: &str, replicas: i32, canary: serde_json::Value) -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
+            },
+            "strategy": {"canary": canary},
+        },
+    }))
+    .expect("a valid Rollout")
+}
+
+/// Creates a Rollout.
+pub async fn create_rollout(
+    client: &Client,
+    namespace: &str,
+    rollout: &Rollout,
+) -> anyhow::Result<()> {
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), rollout)
+        .await?;
+    Ok(())
+}
+
+/// Changes the Rollout's image (a new revision).
+pub async fn set_image(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    image: &str,
+) -> anyhow::Result<()> {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Merge-patches the Rollout's status (what `kubectl argo rollouts promote/abort` do).
+pub async fn patch_status(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: serde_json::Value,
+) -> anyhow::Result<()> {
+    Api::<Rollout>::namespaced(client.clone(), namespace)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reads a Rollout.
+pub async fn get_rollout(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Rollout> {
+    Ok(Api::<Rollout>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await?)
+}
+
+/// The ReplicaSets a Rollout owns.
+pub async fn owned_replica_sets(
+    client: &Client,
+    namespace: &str,
+    rollout: &Rollout,
+) -> anyhow::Result<Vec<ReplicaSet>> {
+    let uid = rollout.uid().unwrap_or_default();
+    Ok(Api::<ReplicaSet>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|rs| rs.owner_references().iter().any(|owner| owner.uid == uid))
+        .collect())
+}
+
+/// `spec.replicas` of the owned ReplicaSet with this pod-template hash (0 when absent).
+pub fn replicas_of(replica_sets: &[ReplicaSet], hash: Option<&str>) -> i32 {
+    replica_sets
+        .iter()
+        .find(|rs| {
+            hash.is_some_and(|hash| {
+                rs.labels()
+                    .get("rollouts-pod-template-hash")
+                    .map(String::as_str)
+                    == Some(hash)
+            })
+        })
+        .and_then(|rs| rs.spec.as_ref().and_then(|spec| spec.replicas))
+        .unwrap_or(0)
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the Rollout is Healthy on its current revision and returns it.
+pub async fn wait_healthy(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Rollout> {
+    eventually(
+        &format!("Rollout {name} Healthy"),
+        Duration::from_secs(60),
+        || async {
+            let rollout = get_rollout(client, namespace, name).await?;
+            let status = rollout.status.clone().unwrap_or_default();
+            let healthy = status.phase.map(|phase| phase.as_str()) == Some("Healthy")
+                && status.current_pod_hash.is_some()
+                && status.current_pod_hash == status.stable_rs
+                && status.observed_generation.as_deref()
+                    == rollout
+                        .metadata
+                        .generation
+                        .map(|generation| generation.to_string())
+                        .as_deref();
+            Ok(healthy.then_some(rollout))
+        },
+    )
+    .await
+}
