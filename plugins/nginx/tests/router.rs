@@ -300,6 +300,29 @@ async fn hash_header_mirror_and_managed_routes_are_no_ops_and_weights_unverifiab
     );
 }
 
+#[tokio::test]
+async fn set_weight_call_time_through_the_runtime() {
+    let harness = harness();
+    let router = harness.load_router().await.unwrap();
+    let ctx = context(&json!({"stableIngress": "web"}), &json!({}));
+    let mut timings = Vec::new();
+    for round in 0..200 {
+        let weight = if round % 2 == 0 { 10 } else { 20 };
+        let started = std::time::Instant::now();
+        router.set_weight(&ctx, weight, &[]).await.unwrap();
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    eprintln!(
+        "nginx set-weight (in-memory kube, 2 gets + patch): p50 {:?}, p99 {:?}",
+        timings[100], timings[197]
+    );
+    assert_eq!(
+        managed_view(&ingress(&harness, "web-web-canary")),
+        expected_web_canary(20)
+    );
+}
+
 #[test]
 fn yaml_scenario() {
     let dir = std::env::temp_dir().join(format!("sluice-nginx-scenario-{}", std::process::id()));
