@@ -175,7 +175,9 @@ impl KubeBackend for ClientKubeBackend {
     fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<(), KubeError>> {
         Box::pin(async move {
             let api = self.api(&key.gvk, key.namespace.as_deref()).await?;
-            api.delete(&key.name, &DeleteParams::default())
+            // Background propagation, as kubectl does: the object goes now and the garbage
+            // collector removes its dependents (batch/v1 Jobs would otherwise orphan their Pods).
+            api.delete(&key.name, &DeleteParams::background())
                 .await
                 .map_err(map_error)?;
             Ok(())
