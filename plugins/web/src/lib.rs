@@ -50,6 +50,8 @@ pub struct WebConfig {
     /// Skip TLS verification (Argo); not available in the sandbox, see the README.
     #[serde(default)]
     pub insecure: bool,
+    /// Argo's `authentication` (`oauth2`, `sigv4`): see [`WebConfig::check_authentication`].
+    pub authentication: Option<Value>,
 }
 
 /// One request header (Argo `WebMetricHeader`).
@@ -77,6 +79,30 @@ impl WebConfig {
                 "provider.web.url is required".into(),
             )),
         }
+    }
+
+    /// Rejects authentication the plugin cannot perform: `sigv4` signing, and `oauth2` unless the
+    /// host has already resolved it into an `Authorization` header.
+    pub fn check_authentication(&self) -> Result<(), PluginError> {
+        let Some(authentication) = &self.authentication else {
+            return Ok(());
+        };
+        if authentication.get("sigv4").is_some_and(|v| !v.is_null()) {
+            return Err(PluginError::InvalidConfig(
+                "provider.web.authentication.sigv4 is not supported by the built-in Web provider"
+                    .into(),
+            ));
+        }
+        let has_authorization = self
+            .headers
+            .iter()
+            .any(|h| h.key.eq_ignore_ascii_case("authorization"));
+        if authentication.get("oauth2").is_some_and(|v| !v.is_null()) && !has_authorization {
+            return Err(PluginError::InvalidConfig(
+                "provider.web.authentication.oauth2 must be resolved by the host into an Authorization header".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The method, upper-cased; only GET, POST and PUT are accepted, as in Argo.
@@ -188,6 +214,7 @@ impl MetricProvider for WebProvider {
 
     fn run(ctx: AnalysisContext) -> Result<Measurement, PluginError> {
         let config = WebConfig::from_context(&ctx)?;
+        config.check_authentication()?;
         let method = config.method()?;
         let (body, json) = config.request_body(&method)?;
         let template = Template::parse(config.json_path.as_deref().unwrap_or(WHOLE_DOCUMENT))

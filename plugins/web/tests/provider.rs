@@ -354,3 +354,30 @@ async fn the_config_can_come_from_the_metric_json() {
     let measurement = provider.run(&ctx).await.unwrap();
     assert_eq!(successful(&measurement), "true");
 }
+
+#[tokio::test]
+async fn per_call_time_through_the_runtime() {
+    let harness = harness();
+    harness.http().respond(
+        "GET",
+        &format!("{SERVICE}/health"),
+        200,
+        r#"{"data": {"rate": 0.99}}"#,
+    );
+    let provider = harness.load_provider().await.unwrap();
+    let ctx = analysis_context(
+        "shop",
+        "web-1",
+        "rate",
+        &json!({"url": format!("{SERVICE}/health"), "jsonPath": "{$.data.rate}"}).to_string(),
+    );
+    provider.run(&ctx).await.unwrap();
+    let calls = 50;
+    let started = std::time::Instant::now();
+    for _ in 0..calls {
+        assert_eq!(successful(&provider.run(&ctx).await.unwrap()), "0.99");
+    }
+    let per_call = started.elapsed() / calls;
+    println!("web provider: {per_call:?} per run() through the runtime (scripted HTTP)");
+    assert!(per_call < Duration::from_secs(1), "{per_call:?}");
+}
