@@ -12,6 +12,7 @@ mod lint;
 mod list_view;
 mod lookup;
 mod patches;
+mod plugin;
 mod rollout_info;
 mod text;
 mod tree;
@@ -70,6 +71,8 @@ enum Command {
     /// `kubectl apply -f` the output to install the API into a cluster:
     /// `sluice crds | kubectl apply --server-side -f -`.
     Crds(crds::CrdsArgs),
+    /// Plugins: list the configured ones, test one on the mock host, inspect a component.
+    Plugin(plugin::PluginArgs),
     /// Print the version of Sluice and of the APIs it serves.
     Version,
 }
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Terminate(args) => block_on(actions::terminate(&args)),
         Command::Lint(args) => lint::run(&args),
         Command::Crds(args) => crds::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Plugin(args) => plugin::run(&args),
         Command::Version => {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             println!("api: {}", sluice_api::API_VERSION);

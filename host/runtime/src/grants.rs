@@ -135,6 +135,38 @@ pub struct KubeRule {
     pub namespaces: NamespaceScope,
 }
 
+impl fmt::Display for KubeRule {
+    /// `get,patch gateway.networking.k8s.io/{HTTPRoute,GRPCRoute} in $rolloutNamespace`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verbs: Vec<&str> = self.verbs.iter().map(|verb| verb.as_str()).collect();
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        let kinds = match &self.kinds {
+            None => "*".to_string(),
+            Some(kinds) if kinds.len() == 1 => kinds[0].clone(),
+            Some(kinds) => format!("{{{}}}", kinds.join(",")),
+        };
+        let namespaces = match &self.namespaces {
+            NamespaceScope::Any => "every namespace".to_string(),
+            NamespaceScope::Listed {
+                rollout_namespace,
+                names,
+            } => {
+                let mut listed: Vec<&str> = Vec::new();
+                if *rollout_namespace {
+                    listed.push(ROLLOUT_NAMESPACE);
+                }
+                listed.extend(names.iter().map(String::as_str));
+                listed.join(",")
+            }
+        };
+        write!(f, "{} {group}/{kinds} in {namespaces}", verbs.join(","))
+    }
+}
+
 /// Where a rule applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamespaceScope {

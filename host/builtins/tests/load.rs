@@ -1,0 +1,68 @@
+//! Every built-in loads through the production registry from the default plugin ConfigMap:
+//! the right world, the declared `plugin-type`, and valid grants.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_builtins::{BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
+use sluice_runtime::{
+    FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry,
+    PluginStatus, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
+};
+use sluice_testkit::{InMemoryKube, ScriptedHttp};
+
+#[tokio::test]
+async fn default_config_loads_every_builtin() {
+    let data = BTreeMap::from([
+        (
+            TRAFFIC_ROUTER_PLUGINS_KEY.to_string(),
+            DEFAULT_TRAFFIC_ROUTER_PLUGINS.to_string(),
+        ),
+        (
+            METRIC_PROVIDER_PLUGINS_KEY.to_string(),
+            DEFAULT_METRIC_PROVIDER_PLUGINS.to_string(),
+        ),
+    ]);
+    let config = parse_plugin_config(&data, &Limits::default()).expect("default config parses");
+    assert!(config.invalid.is_empty(), "{:?}", config.invalid);
+
+    let services = HostServices {
+        kube: Arc::new(InMemoryKube::new()),
+        http: Arc::new(ScriptedHttp::default()),
+        observer: None,
+    };
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let registry = PluginRegistry::new(
+        sluice_testkit::shared_engine().expect("engine"),
+        services,
+        PluginMetrics::register(&mut prometheus),
+        sluice_builtins::components(),
+        FetchOptions::default(),
+    );
+    let statuses = registry.apply(&config).await;
+    let expected = [
+        ("argoproj-labs/gatewayAPI", "gatewayapi"),
+        ("nginx", "nginx"),
+        ("istio", "istio"),
+        ("prometheus", "prometheus"),
+        ("web", "web"),
+        ("job", "job"),
+    ];
+    assert_eq!(statuses.len(), expected.len(), "{statuses:?}");
+    for (configured, builtin) in expected {
+        let builtin = BUILTINS
+            .iter()
+            .find(|candidate| candidate.name == builtin)
+            .expect("listed built-in");
+        match &statuses[configured] {
+            PluginStatus::Ready {
+                digest,
+                plugin_type,
+            } => {
+                assert_eq!(digest, &sha256_hex(builtin.wasm), "{configured}");
+                assert_eq!(plugin_type, builtin.plugin_type, "{configured}");
+            }
+            failed => panic!("{configured}: {failed:?}"),
+        }
+    }
+}
