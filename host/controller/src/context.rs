@@ -1,6 +1,7 @@
 //! What every reconcile shares: the client, the caches, the plugin registry and the metrics.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct Context {
     /// The last `verify-weight` result per Rollout (the planner's
     /// `Observed::weight_verification`).
     pub weight_verifications: Mutex<HashMap<ObjectRef<Rollout>, WeightVerification>>,
+    /// Set once every cache has listed its objects.
+    pub caches_synced: Arc<AtomicBool>,
 }
 
 /// How long a reconcile waits for its own writes to reach the caches before returning, so the
@@ -57,6 +60,11 @@ pub struct Context {
 pub(crate) const CACHE_CATCH_UP: Duration = Duration::from_secs(2);
 
 impl Context {
+    /// Whether every cache has listed its objects.
+    pub(crate) fn caches_synced(&self) -> bool {
+        self.caches_synced.load(Ordering::Acquire)
+    }
+
     /// The remembered `verify-weight` result of a Rollout.
     pub(crate) fn weight_verification(
         &self,

@@ -178,11 +178,12 @@ impl SluiceController {
         let shutdown = shutdown.shared();
         let mut background = tokio::task::JoinSet::new();
         if let Some(source) = &options.plugin_config {
-            plugins::apply_initial(&client, source, &plugins).await?;
+            let applied = plugins::apply_initial(&client, source, &plugins).await?;
             background.spawn(plugins::watch(
                 client.clone(),
                 source.clone(),
                 plugins.clone(),
+                applied,
             ));
         }
 
@@ -231,6 +232,7 @@ impl SluiceController {
             plugins,
             metrics,
             weight_verifications: Default::default(),
+            caches_synced: ready.clone(),
         });
 
         let service_rollouts = rollouts.clone();

@@ -20,26 +20,35 @@ pub struct PluginConfigMap {
     pub name: String,
 }
 
-/// Reads the ConfigMap once (a missing ConfigMap is an empty configuration) and applies it.
+/// The data of a ConfigMap that was applied (`None`: no ConfigMap).
+pub(crate) type AppliedData = Option<std::collections::BTreeMap<String, String>>;
+
+/// Reads the ConfigMap once (a missing ConfigMap is an empty configuration) and applies it;
+/// returns the data applied.
 pub(crate) async fn apply_initial(
     client: &Client,
     source: &PluginConfigMap,
     registry: &PluginRegistry,
-) -> Result<()> {
+) -> Result<AppliedData> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &source.namespace);
     let config_map = api
         .get_opt(&source.name)
         .await
         .map_err(|error| Error::kube(format!("read ConfigMap {}", source.name), error))?;
     apply(config_map.as_ref(), registry).await;
-    Ok(())
+    Ok(config_map.and_then(|config_map| config_map.data))
 }
 
 /// Watches the ConfigMap and re-applies it on every change, until the stream ends.
-pub(crate) async fn watch(client: Client, source: PluginConfigMap, registry: Arc<PluginRegistry>) {
+pub(crate) async fn watch(
+    client: Client,
+    source: PluginConfigMap,
+    registry: Arc<PluginRegistry>,
+    applied: AppliedData,
+) {
     let api: Api<ConfigMap> = Api::namespaced(client, &source.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", source.name));
-    let mut last_data = None;
+    let mut last_data = Some(applied);
     let mut events = watcher(api, config)
         .default_backoff()
         .applied_objects()

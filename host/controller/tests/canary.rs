@@ -14,6 +14,7 @@ use sluice_localcluster::LocalCluster;
 /// and once it is settled a reconcile makes no API request.
 #[tokio::test]
 async fn basic_canary_reaches_healthy_with_the_planned_replica_counts() -> anyhow::Result<()> {
+    let _serial = one_at_a_time().await;
     let cluster = LocalCluster::shared();
     let ns = cluster.namespace("ctl-basic").await?;
     let client = ns.client();
@@ -114,6 +115,7 @@ async fn basic_canary_reaches_healthy_with_the_planned_replica_counts() -> anyho
 /// ReplicaSet, and does not hold up a valid Rollout in the same namespace.
 #[tokio::test]
 async fn invalid_rollout_is_degraded_without_stalling_others() -> anyhow::Result<()> {
+    let _serial = one_at_a_time().await;
     let cluster = LocalCluster::shared();
     let ns = cluster.namespace("ctl-invalid").await?;
     let client = ns.client();

@@ -24,6 +24,9 @@ use crate::metrics::{ObjectLabels, RolloutInfoLabels};
 /// caches already show this reconcile's writes.
 const MIN_REQUEUE: Duration = Duration::from_millis(50);
 
+/// How often a reconcile that came before the caches synced is retried.
+const CACHE_SYNC_RETRY: Duration = Duration::from_millis(100);
+
 /// How long to wait after a failed reconcile before trying again.
 const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 
@@ -52,8 +55,11 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action> {
         });
         return Ok(Action::await_change());
     }
-    // After a (re)start, plan only from complete caches.
-    ctx.stores.wait_until_ready().await;
+    // After a (re)start, plan only from complete caches. (Awaiting `Store::wait_until_ready`
+    // here was seen to hang when a reconcile raced the initial lists.)
+    if !ctx.caches_synced() {
+        return Ok(Action::requeue(CACHE_SYNC_RETRY));
+    }
     let observed = observe::observe(rollout, ctx);
     let plan = sluice_core::plan(&observed, Timestamp::now());
     if !plan.actions.is_empty() {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use sluice_api::analysis::{AnalysisRun, AnalysisTemplate};
 use sluice_api::rollout::Rollout;
 use sluice_controller::{ControllerOptions, Metrics, PluginConfigMap, SluiceController};
 use tokio::sync::oneshot;
@@ -28,6 +29,13 @@ pub const PLUGIN_CONFIG_MAP: &str = "argo-rollouts-config";
 pub const ECHO_ROUTER: &str = "sluice/echo-router";
 /// Registry name of the echo provider fixture.
 pub const ECHO_PROVIDER: &str = "sluice/echo-provider";
+
+/// Serializes the tests of one binary: each runs its own controller, and the step-timing
+/// assertions (1 s pauses) are kept free of a second controller competing for the CPU.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
 
 /// A controller running in a task of the test's runtime.
 pub struct RunningController {
@@ -268,4 +276,63 @@ pub async fn wait_healthy(client: &Client, namespace: &str, name: &str) -> anyho
         },
     )
     .await
+}
+
+pub async fn create_echo_template(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let template: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "echo-check"},
+        "spec": {
+            "args": [{"name": "value"}],
+            "metrics": [{
+                "name": "quality",
+                "successCondition": "result >= 0.95",
+                "provider": {"plugin": {ECHO_PROVIDER: {"value": "{{args.value}}"}}},
+            }],
+        },
+    }))?;
+    Api::<AnalysisTemplate>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &template)
+        .await?;
+    Ok(())
+}
+
+pub fn analysis_step(value: &str) -> serde_json::Value {
+    json!({"analysis": {
+        "templates": [{"templateName": "echo-check"}],
+        "args": [{"name": "value", "value": value}],
+    }})
+}
+
+pub async fn runs(client: &Client, namespace: &str) -> anyhow::Result<Vec<AnalysisRun>> {
+    Ok(Api::<AnalysisRun>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items)
+}
+
+pub fn phase_of(run: &AnalysisRun) -> Option<&'static str> {
+    run.status
+        .as_ref()
+        .and_then(|status| status.phase)
+        .map(|phase| phase.as_str())
+}
+
+pub async fn create_service(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    app: &str,
+) -> anyhow::Result<()> {
+    let service: Service = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": app}, "ports": [{"port": 80}]},
+    }))?;
+    Api::<Service>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &service)
+        .await?;
+    Ok(())
 }
