@@ -4,6 +4,7 @@
 //! `kubectl sluice`, and its help says so.
 
 mod commands;
+mod controller;
 mod crds;
 #[cfg(test)]
 mod fixtures;
@@ -37,6 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: reconcile Rollouts and AnalysisRuns until SIGTERM or Ctrl-C.
+    Controller(controller::ControllerArgs),
     /// Show a rollout as a tree of revisions, ReplicaSets, Pods, Experiments and AnalysisRuns.
     Get(get::GetArgs),
     /// List rollouts.
@@ -111,6 +114,7 @@ fn block_on(
 fn main() -> ExitCode {
     let cli = parse_cli();
     let result = match cli.command {
+        Command::Controller(args) => controller::run(&args),
         Command::Get(args) => block_on(get::run(&args)),
         Command::List(args) => block_on(list::run(&args)),
         Command::Status(args) => block_on(status::run(&args)),
