@@ -8,11 +8,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use sluice_api::analysis::{AnalysisPhase, AnalysisRun, Measurement, Metric, MetricProvider};
 use sluice_core::Timestamp;
 use sluice_core::analysis::{
@@ -25,10 +22,10 @@ use sluice_runtime::{
 };
 use tracing::Instrument;
 
-use crate::context::{Context, await_cached};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::metrics::{AnalysisRunInfoLabels, MetricPhaseLabels, ObjectLabels};
-use crate::patch::merge_patch;
+use crate::status_patch::{patch_status, status_json};
 
 const MIN_REQUEUE: Duration = Duration::from_millis(50);
 const ERROR_REQUEUE: Duration = Duration::from_secs(5);
@@ -362,8 +359,7 @@ fn from_plugin(measurement: PluginMeasurement, metric: &Metric, now: Timestamp) 
         && recorded.finished_at.is_some()
         && let Some(value) = &recorded.value
     {
-        let result = serde_json::from_str::<serde_json::Value>(value)
-            .map_or_else(|_| MetricValue::from(value.as_str()), MetricValue::from);
+        let result = MetricValue::from_measurement_value(value);
         let (phase, message) = measurement_phase(metric, &result);
         recorded.phase = Some(phase);
         if message.is_some() {
@@ -374,46 +370,10 @@ fn from_plugin(measurement: PluginMeasurement, metric: &Metric, now: Timestamp) 
 }
 
 async fn write_status(run: &AnalysisRun, outcome: &RunOutcome, ctx: &Context) -> Result<()> {
-    let serialize = |value: serde_json::Result<serde_json::Value>| {
-        value.map_err(|source| Error::Serialization {
-            what: "AnalysisRun status".into(),
-            source,
-        })
-    };
-    let old = match &run.status {
-        Some(status) => serialize(serde_json::to_value(status))?,
-        None => json!({}),
-    };
-    let new = serialize(serde_json::to_value(&outcome.status))?;
-    let Some(change) = merge_patch(&old, &new) else {
+    let old = status_json(run.status.as_ref(), "AnalysisRun status")?;
+    let new = status_json(Some(&outcome.status), "AnalysisRun status")?;
+    if !patch_status(ctx, run, &old, &new, &ctx.stores.analysis_runs_for_analysis).await? {
         return Ok(());
-    };
-    let namespace = run.namespace().unwrap_or_default();
-    let name = run.name_any();
-    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = api
-        .patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": change})),
-        )
-        .await;
-    let code = match &result {
-        Ok(_) => "200".to_string(),
-        Err(kube::Error::Api(status)) => status.code.to_string(),
-        Err(_) => "error".to_string(),
-    };
-    ctx.metrics
-        .count_request("AnalysisRun", &namespace, "Patch", &code);
-    let patched = result
-        .map_err(|source| Error::kube(format!("patch status of AnalysisRun {name}"), source))?;
-    if let Some(resource_version) = patched.resource_version() {
-        await_cached(
-            &ctx.stores.analysis_runs_for_analysis,
-            &ObjectRef::from_obj(&patched),
-            &resource_version,
-        )
-        .await;
     }
     for event in &outcome.events {
         tracing::info!(reason = %event.reason, message = %event.message, "analysis event");

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod patch;
 mod plugins;
 mod rollout;
+mod status_patch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
