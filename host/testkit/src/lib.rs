@@ -21,6 +21,7 @@
 //! For plugin authors in any language, [`scenario::run_file`] runs a YAML scenario (see
 //! `host/testkit/README.md`).
 
+mod conflicts;
 mod http;
 mod kube;
 pub mod scenario;
@@ -40,6 +41,7 @@ use sluice_runtime::{
     PluginSpec,
 };
 
+pub use crate::conflicts::{CONCURRENT_WRITE_LABEL, ConflictingKube};
 pub use crate::http::{HttpScript, ScriptedHttp};
 pub use crate::kube::{FixtureError, InMemoryKube};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use common::{ConflictingKube, context, rule_names, weight};
+use common::{context, rule_names, weight};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 use sluice_localcluster::LocalCluster;
@@ -16,6 +16,7 @@ use sluice_runtime::{
     ClientKubeBackend, HeaderMatch, HeaderRoute, MirrorRoute, RouteMatch, StringMatch,
     Verification, WeightDestination,
 };
+use sluice_testkit::ConflictingKube;
 
 fn api(
     namespace: &sluice_localcluster::TestNamespace,

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use common::{ConflictingKube, context, harness, rule_names, weight};
+use common::{context, harness, rule_names, weight};
 use serde_json::{Value, json};
 use sluice_runtime::{
     CallError, HeaderMatch, HeaderRoute, MirrorRoute, PluginError, RouteMatch, StringMatch,
     Verification, WeightDestination,
 };
+use sluice_testkit::ConflictingKube;
 use sluice_testkit::{InMemoryKube, PluginHarness};
 
 fn http_config() -> Value {

@@ -4,17 +4,17 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use common::{context, fixture, harness};
 use serde_json::{Value, json};
 use sluice_runtime::{
-    BoxFuture, CallError, Gvk, HeaderMatch, HeaderRoute, HostServices, KubeBackend, KubeError,
-    ListOptions, MirrorRoute, ObjectKey, ObjectPage, PatchBody, Plugin, PluginError, RouteMatch,
-    StringMatch, TrafficRouter, Verification, WeightDestination,
+    CallError, HeaderMatch, HeaderRoute, HostServices, MirrorRoute, Plugin, PluginError,
+    RouteMatch, StringMatch, TrafficRouter, Verification, WeightDestination,
 };
-use sluice_testkit::{Capability, InMemoryKube, PluginHarness, shared_engine};
+use sluice_testkit::{
+    CONCURRENT_WRITE_LABEL, Capability, ConflictingKube, InMemoryKube, PluginHarness, shared_engine,
+};
 
 const V1BETA1: &str = "networking.istio.io/v1beta1";
 
@@ -486,63 +486,7 @@ async fn missing_objects_and_bad_routes_are_clear_errors() {
     assert!(patches(&harness).is_empty());
 }
 
-/// The in-memory store, but every VirtualService patch is preceded by someone else's write to
-/// the same object while `conflicts` lasts.
-struct ConcurrentWriter {
-    store: Arc<InMemoryKube>,
-    conflicts: AtomicUsize,
-}
-
-impl KubeBackend for ConcurrentWriter {
-    fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Value, KubeError>> {
-        self.store.get(key)
-    }
-
-    fn list<'a>(
-        &'a self,
-        gvk: &'a Gvk,
-        namespace: Option<&'a str>,
-        options: &'a ListOptions,
-    ) -> BoxFuture<'a, Result<ObjectPage, KubeError>> {
-        self.store.list(gvk, namespace, options)
-    }
-
-    fn create<'a>(
-        &'a self,
-        gvk: &'a Gvk,
-        namespace: Option<&'a str>,
-        object: Value,
-    ) -> BoxFuture<'a, Result<Value, KubeError>> {
-        self.store.create(gvk, namespace, object)
-    }
-
-    fn patch<'a>(
-        &'a self,
-        key: &'a ObjectKey,
-        patch: PatchBody,
-        field_manager: &'a str,
-    ) -> BoxFuture<'a, Result<Value, KubeError>> {
-        let interfere = self
-            .conflicts
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if interfere {
-            let mut current = self
-                .store
-                .object(V1BETA1, &key.gvk.kind, key.namespace.as_deref(), &key.name)
-                .unwrap();
-            current["metadata"]["labels"] = json!({"touched-by": "someone-else"});
-            self.store.insert(current).unwrap();
-        }
-        self.store.patch(key, patch, field_manager)
-    }
-
-    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<(), KubeError>> {
-        self.store.delete(key)
-    }
-}
-
-async fn router_with_concurrent_writer(conflicts: usize) -> (TrafficRouter, Arc<InMemoryKube>) {
+async fn router_with_concurrent_writer(conflicts: u32) -> (TrafficRouter, Arc<InMemoryKube>) {
     let store = Arc::new(InMemoryKube::new());
     store.load_yaml_file(&fixture("istio.yaml")).unwrap();
     let engine = shared_engine().unwrap();
@@ -562,10 +506,7 @@ async fn router_with_concurrent_writer(conflicts: usize) -> (TrafficRouter, Arc<
         expected_type: Some("Istio".into()),
     };
     let services = HostServices {
-        kube: Arc::new(ConcurrentWriter {
-            store: store.clone(),
-            conflicts: AtomicUsize::new(conflicts),
-        }),
+        kube: Arc::new(ConflictingKube::new(store.clone(), conflicts)),
         http: Arc::new(sluice_testkit::ScriptedHttp::new()),
         observer: None,
     };
@@ -602,12 +543,11 @@ async fn conflicts_are_retried_from_a_fresh_read() {
         ])
     );
     assert_eq!(
-        vs["metadata"]["labels"],
-        json!({"touched-by": "someone-else"}),
+        vs["metadata"]["labels"][CONCURRENT_WRITE_LABEL], "1",
         "the other writer's change is kept"
     );
 
-    let (stubborn, _) = router_with_concurrent_writer(usize::MAX).await;
+    let (stubborn, _) = router_with_concurrent_writer(u32::MAX).await;
     let error = plugin_error(
         stubborn
             .set_weight(&context(&by_host_config(), &json!({})), 40, &[])

@@ -7,7 +7,6 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
@@ -95,77 +94,6 @@ pub async fn load_router(kube: Arc<dyn KubeBackend>) -> TrafficRouter {
     {
         Plugin::TrafficRouter(router) => router,
         Plugin::MetricProvider(_) => panic!("loaded as a metric provider"),
-    }
-}
-
-/// Delegates to `inner`, but before each of the first `conflicts` patches it changes the target
-/// object behind the plugin's back (a label `sluice.test/concurrent-writes`), so the plugin's
-/// patch carries a stale resourceVersion.
-pub struct ConflictingKube<K> {
-    /// The real backend.
-    pub inner: Arc<K>,
-    conflicts_left: AtomicU32,
-    /// Patches the plugin sent.
-    pub plugin_patches: AtomicU32,
-}
-
-impl<K> ConflictingKube<K> {
-    /// Injects `conflicts` concurrent writes.
-    pub fn new(inner: Arc<K>, conflicts: u32) -> Self {
-        Self {
-            inner,
-            conflicts_left: AtomicU32::new(conflicts),
-            plugin_patches: AtomicU32::new(0),
-        }
-    }
-}
-
-impl<K: KubeBackend> KubeBackend for ConflictingKube<K> {
-    fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Value, KubeError>> {
-        self.inner.get(key)
-    }
-
-    fn list<'a>(
-        &'a self,
-        gvk: &'a Gvk,
-        namespace: Option<&'a str>,
-        options: &'a ListOptions,
-    ) -> BoxFuture<'a, Result<ObjectPage, KubeError>> {
-        self.inner.list(gvk, namespace, options)
-    }
-
-    fn create<'a>(
-        &'a self,
-        gvk: &'a Gvk,
-        namespace: Option<&'a str>,
-        object: Value,
-    ) -> BoxFuture<'a, Result<Value, KubeError>> {
-        self.inner.create(gvk, namespace, object)
-    }
-
-    fn patch<'a>(
-        &'a self,
-        key: &'a ObjectKey,
-        patch: PatchBody,
-        field_manager: &'a str,
-    ) -> BoxFuture<'a, Result<Value, KubeError>> {
-        Box::pin(async move {
-            self.plugin_patches.fetch_add(1, Ordering::SeqCst);
-            let inject =
-                self.conflicts_left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-            if let Ok(remaining) = inject {
-                let label = json!({"metadata": {"labels": {"sluice.test/concurrent-writes": remaining.to_string()}}});
-                self.inner
-                    .patch(key, PatchBody::Merge(label), "concurrent-writer")
-                    .await?;
-            }
-            self.inner.patch(key, patch, field_manager).await
-        })
-    }
-
-    fn delete<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<(), KubeError>> {
-        self.inner.delete(key)
     }
 }
 
