@@ -75,6 +75,13 @@ impl Error {
         .to_string()
     }
 
+    /// Whether the error is the Rollout's traffic router failing (a plugin error, a trap, a
+    /// timeout, a plugin that is not loaded, or a router Sluice does not serve): it is recorded
+    /// in the Rollout's status, not only logged.
+    pub fn is_router_failure(&self) -> bool {
+        matches!(self, Self::Router { .. } | Self::UnsupportedRouter(_))
+    }
+
     /// Wraps a Kubernetes client error with what the controller was doing.
     pub(crate) fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         Self::Kube {

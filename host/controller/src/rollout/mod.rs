@@ -65,7 +65,12 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action> {
     if !plan.actions.is_empty() {
         tracing::info!(actions = plan.actions.len(), "executing plan");
     }
-    execute::execute(rollout, &plan, ctx).await?;
+    if let Err(error) = execute::execute(rollout, &plan, ctx).await {
+        if error.is_router_failure() {
+            status::write_plugin_failure(rollout, &error, ctx).await?;
+        }
+        return Err(error);
+    }
     let written = status::write_status(rollout, &plan.status, ctx).await?;
     if written {
         tracing::info!(
