@@ -6,16 +6,21 @@
     reason = "each test binary uses a different subset of the helpers"
 )]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate};
 use sluice_api::rollout::Rollout;
@@ -49,6 +54,16 @@ impl RunningController {
     /// Starts a controller watching only `namespace`, with the plugin ConfigMap of that
     /// namespace.
     pub fn start(client: Client, namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with(client, namespace, ControllerOptions::default())
+    }
+
+    /// Like [`RunningController::start`], with `options` for everything but the namespace and
+    /// the plugin ConfigMap.
+    pub fn start_with(
+        client: Client,
+        namespace: &str,
+        options: ControllerOptions,
+    ) -> anyhow::Result<Self> {
         let _already = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -59,7 +74,7 @@ impl RunningController {
                 namespace: namespace.to_string(),
                 name: PLUGIN_CONFIG_MAP.to_string(),
             }),
-            ..ControllerOptions::default()
+            ..options
         };
         let mut registry = prometheus_client::registry::Registry::default();
         let controller = SluiceController::new(client, options, &mut registry)?;
@@ -97,37 +112,57 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Builds (once per test binary) the echo fixtures and returns their `.wasm` paths.
-pub fn fixture_plugins() -> &'static (PathBuf, PathBuf) {
-    static PLUGINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    PLUGINS.get_or_init(|| {
-        let root = workspace_root();
-        let router = sluice_plugin_build::build_plugin(&root, "sluice-fixture-echo-router")
-            .expect("build the echo router fixture");
-        let provider = sluice_plugin_build::build_plugin(&root, "sluice-fixture-echo-provider")
-            .expect("build the echo provider fixture");
-        (router, provider)
+/// Builds (once per test binary) the fixture plugin `package` and returns its `.wasm` path.
+pub async fn fixture_plugin(package: &'static str) -> anyhow::Result<PathBuf> {
+    static BUILT: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
+    let path = tokio::task::spawn_blocking(move || {
+        let mut built = BUILT.lock().expect("fixture builds");
+        if let Some(path) = built.get(package) {
+            return Ok(path.clone());
+        }
+        let path = sluice_plugin_build::build_plugin(&workspace_root(), package)?;
+        built.insert(package, path.clone());
+        anyhow::Ok(path)
     })
+    .await??;
+    Ok(path)
 }
 
 /// Creates the plugin ConfigMap (the `sluice-runtime` format) with the echo fixtures.
 pub async fn install_plugins(client: &Client, namespace: &str) -> anyhow::Result<()> {
-    let (router, provider) = tokio::task::spawn_blocking(fixture_plugins).await?;
-    let data = json!({
-        "trafficRouterPlugins": format!(
+    let router = fixture_plugin("sluice-fixture-echo-router").await?;
+    let provider = fixture_plugin("sluice-fixture-echo-provider").await?;
+    install_plugin_config(
+        client,
+        namespace,
+        &format!(
             "- name: {ECHO_ROUTER}\n  location: file://{}\n  grants:\n    kube:\n      - {{kinds: [ConfigMap], verbs: [get, create, patch, delete]}}\n",
             router.display()
         ),
-        "metricProviderPlugins": format!(
+        &format!(
             "- name: {ECHO_PROVIDER}\n  location: file://{}\n",
             provider.display()
         ),
-    });
+    )
+    .await
+}
+
+/// Creates the plugin ConfigMap with these `trafficRouterPlugins` and `metricProviderPlugins`
+/// lists (YAML).
+pub async fn install_plugin_config(
+    client: &Client,
+    namespace: &str,
+    traffic_routers: &str,
+    metric_providers: &str,
+) -> anyhow::Result<()> {
     let config_map: ConfigMap = serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": PLUGIN_CONFIG_MAP},
-        "data": data,
+        "data": {
+            "trafficRouterPlugins": traffic_routers,
+            "metricProviderPlugins": metric_providers,
+        },
     }))?;
     Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &config_map)
@@ -255,27 +290,138 @@ where
     }
 }
 
-/// Waits until the Rollout is Healthy on its current revision and returns it.
-pub async fn wait_healthy(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Rollout> {
+/// Waits (up to a minute) until the Rollout satisfies `check` and returns it.
+pub async fn wait_rollout(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Rollout) -> bool,
+) -> anyhow::Result<Rollout> {
+    let check = &check;
     eventually(
-        &format!("Rollout {name} Healthy"),
+        &format!("Rollout {name}: {what}"),
         Duration::from_secs(60),
-        || async {
+        || async move {
             let rollout = get_rollout(client, namespace, name).await?;
-            let status = rollout.status.clone().unwrap_or_default();
-            let healthy = status.phase.map(|phase| phase.as_str()) == Some("Healthy")
-                && status.current_pod_hash.is_some()
-                && status.current_pod_hash == status.stable_rs
-                && status.observed_generation.as_deref()
-                    == rollout
-                        .metadata
-                        .generation
-                        .map(|generation| generation.to_string())
-                        .as_deref();
-            Ok(healthy.then_some(rollout))
+            Ok(check(&rollout).then_some(rollout))
         },
     )
     .await
+}
+
+/// Waits until the Rollout is Healthy on its current revision and returns it.
+pub async fn wait_healthy(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Rollout> {
+    wait_rollout(client, namespace, name, "Healthy", |rollout| {
+        let status = rollout.status.clone().unwrap_or_default();
+        status.phase.map(|phase| phase.as_str()) == Some("Healthy")
+            && status.current_pod_hash.is_some()
+            && status.current_pod_hash == status.stable_rs
+            && status.observed_generation.as_deref()
+                == rollout
+                    .metadata
+                    .generation
+                    .map(|generation| generation.to_string())
+                    .as_deref()
+    })
+    .await
+}
+
+/// Waits until the Rollout's update is paused at canary step `index` and returns it.
+pub async fn wait_paused_at_step(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    index: i32,
+) -> anyhow::Result<Rollout> {
+    wait_rollout(
+        client,
+        namespace,
+        name,
+        &format!("paused at step {index}"),
+        |rollout| {
+            let status = rollout.status.clone().unwrap_or_default();
+            status.current_step_index == Some(index)
+                && !status.pause_conditions.is_empty()
+                && status.current_pod_hash != status.stable_rs
+        },
+    )
+    .await
+}
+
+/// The values `extract` takes on one named object, each with the wall-clock time a watch saw
+/// it; consecutive repeats are recorded once. Recording stops when this is dropped.
+pub struct Recording<T> {
+    values: Arc<Mutex<Vec<(T, SystemTime)>>>,
+    task: JoinHandle<()>,
+}
+
+impl<T: Clone + PartialEq + Send + 'static> Recording<T> {
+    /// Starts watching the object `name` of `api`.
+    pub fn start<K>(
+        api: Api<K>,
+        name: &str,
+        extract: impl Fn(&K) -> Option<T> + Send + 'static,
+    ) -> Self
+    where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let values = Arc::new(Mutex::new(Vec::new()));
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let task = tokio::spawn({
+            let values = values.clone();
+            async move {
+                let mut events = watcher(api, config).applied_objects().boxed();
+                while let Some(Ok(object)) = events.next().await {
+                    if let Some(value) = extract(&object) {
+                        let mut values = values.lock().expect("recorded values");
+                        if values.last().map(|(last, _)| last) != Some(&value) {
+                            values.push((value, SystemTime::now()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { values, task }
+    }
+
+    /// The values recorded so far, with the times they were seen.
+    pub fn timed(&self) -> Vec<(T, SystemTime)> {
+        self.values.lock().expect("recorded values").clone()
+    }
+
+    /// The values recorded so far.
+    pub fn values(&self) -> Vec<T> {
+        self.timed().into_iter().map(|(value, _)| value).collect()
+    }
+}
+
+impl<T> Drop for Recording<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An API for a custom (or any dynamically typed) resource in `namespace`.
+pub fn dynamic_api(
+    client: &Client,
+    namespace: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// Creates an object given as JSON through `api`.
+pub async fn create_object(
+    api: &Api<DynamicObject>,
+    object: serde_json::Value,
+) -> anyhow::Result<()> {
+    let object: DynamicObject = serde_json::from_value(object)?;
+    api.create(&PostParams::default(), &object).await?;
+    Ok(())
 }
 
 pub async fn create_echo_template(client: &Client, namespace: &str) -> anyhow::Result<()> {
