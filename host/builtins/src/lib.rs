@@ -82,6 +82,21 @@ pub fn components() -> BTreeMap<String, Arc<[u8]>> {
         .collect()
 }
 
+/// The plugin configuration of a default install, as ConfigMap data: the built-in routers under
+/// `trafficRouterPlugins` and the built-in providers under `metricProviderPlugins`.
+pub fn default_plugin_config() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "trafficRouterPlugins".to_string(),
+            DEFAULT_TRAFFIC_ROUTER_PLUGINS.to_string(),
+        ),
+        (
+            "metricProviderPlugins".to_string(),
+            DEFAULT_METRIC_PROVIDER_PLUGINS.to_string(),
+        ),
+    ])
+}
+
 /// The default `traffic-router-plugins` entry of the plugin ConfigMap: the built-in routers,
 /// each allowed only the objects it manages, in the Rollout's namespace. The Gateway API router
 /// also answers to `argoproj-labs/gatewayAPI`, the name Argo Rollouts users configure.
@@ -105,19 +120,20 @@ pub const DEFAULT_TRAFFIC_ROUTER_PLUGINS: &str = r#"- name: argoproj-labs/gatewa
       - {group: networking.istio.io, kinds: [VirtualService, DestinationRule], verbs: [get, patch]}
 "#;
 
-/// The default `metric-provider-plugins` entry of the plugin ConfigMap. The HTTP providers get
-/// no origins by default: list your Prometheus (and Web endpoints) under `grants.http`.
+/// The default `metric-provider-plugins` entry of the plugin ConfigMap. Each call of an HTTP
+/// provider may reach only the origin its metric names (`address` for Prometheus, `url` for
+/// Web), as the AnalysisTemplate's author wrote it; nothing else.
 pub const DEFAULT_METRIC_PROVIDER_PLUGINS: &str = r#"- name: prometheus
   location: builtin:prometheus
   type: Prometheus
   grants:
-    http: []
+    httpFromConfig: [address]
   limits: {httpTimeout: 30s}
 - name: web
   location: builtin:web
   type: Web
   grants:
-    http: []
+    httpFromConfig: [url]
   limits: {httpTimeout: 10s}
 - name: job
   location: builtin:job

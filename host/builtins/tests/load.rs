@@ -1,7 +1,6 @@
 //! Every built-in loads through the production registry from the default plugin ConfigMap:
 //! the right world, the declared `plugin-type`, and valid grants.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluice_builtins::{BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
@@ -13,16 +12,20 @@ use sluice_testkit::{InMemoryKube, ScriptedHttp};
 
 #[tokio::test]
 async fn default_config_loads_every_builtin() {
-    let data = BTreeMap::from([
-        (
-            TRAFFIC_ROUTER_PLUGINS_KEY.to_string(),
-            DEFAULT_TRAFFIC_ROUTER_PLUGINS.to_string(),
-        ),
-        (
-            METRIC_PROVIDER_PLUGINS_KEY.to_string(),
-            DEFAULT_METRIC_PROVIDER_PLUGINS.to_string(),
-        ),
-    ]);
+    let data = sluice_builtins::default_plugin_config();
+    assert_eq!(
+        data.keys().map(String::as_str).collect::<Vec<_>>(),
+        [METRIC_PROVIDER_PLUGINS_KEY, TRAFFIC_ROUTER_PLUGINS_KEY],
+        "the default configuration uses the ConfigMap's keys"
+    );
+    assert_eq!(
+        data[TRAFFIC_ROUTER_PLUGINS_KEY],
+        DEFAULT_TRAFFIC_ROUTER_PLUGINS
+    );
+    assert_eq!(
+        data[METRIC_PROVIDER_PLUGINS_KEY],
+        DEFAULT_METRIC_PROVIDER_PLUGINS
+    );
     let config = parse_plugin_config(&data, &Limits::default()).expect("default config parses");
     assert!(config.invalid.is_empty(), "{:?}", config.invalid);
 

@@ -113,6 +113,7 @@ async fn serve(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
             name: args.plugin_configmap.clone(),
         }),
         builtins: sluice_builtins::components(),
+        default_plugins: sluice_builtins::default_plugin_config(),
         ..ControllerOptions::default()
     };
     let mut registry = Registry::default();

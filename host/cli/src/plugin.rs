@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sluice_runtime::{
-    Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginConfig, PluginEntry, PluginKind, PluginLocation,
-    PluginSpec, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
+    Limits, PluginConfig, PluginEntry, PluginKind, PluginLocation, PluginSpec, parse_plugin_config,
+    sha256_hex,
 };
 
 /// Arguments of `sluice plugin`.
@@ -79,20 +79,6 @@ fn test(scenarios: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// The plugin ConfigMap data of the default install: the built-ins.
-fn default_config_data() -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            TRAFFIC_ROUTER_PLUGINS_KEY.to_string(),
-            sluice_builtins::DEFAULT_TRAFFIC_ROUTER_PLUGINS.to_string(),
-        ),
-        (
-            METRIC_PROVIDER_PLUGINS_KEY.to_string(),
-            sluice_builtins::DEFAULT_METRIC_PROVIDER_PLUGINS.to_string(),
-        ),
-    ])
-}
-
 fn config_map_data(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -145,6 +131,12 @@ fn render_list(config: &PluginConfig) -> String {
                     .iter()
                     .map(|origin| format!("http {origin}")),
             )
+            .chain(
+                spec.grants
+                    .http_from_config
+                    .iter()
+                    .map(|field| format!("http to the origin of the metric's `{field}`")),
+            )
             .collect();
         if grants.is_empty() {
             out.push_str("  grants:   none\n");
@@ -166,7 +158,7 @@ fn render_list(config: &PluginConfig) -> String {
 fn list(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let data = match config {
         Some(path) => config_map_data(path)?,
-        None => default_config_data(),
+        None => sluice_builtins::default_plugin_config(),
     };
     let config = parse_plugin_config(&data, &Limits::default())?;
     print!("{}", render_list(&config));
@@ -236,8 +228,11 @@ mod tests {
 
     #[test]
     fn the_default_config_lists_every_builtin_with_its_digest_and_grants() {
-        let config = parse_plugin_config(&default_config_data(), &Limits::default())
-            .expect("default config parses");
+        let config = parse_plugin_config(
+            &sluice_builtins::default_plugin_config(),
+            &Limits::default(),
+        )
+        .expect("default config parses");
         assert!(config.invalid.is_empty(), "{:?}", config.invalid);
         let listing = render_list(&config);
         for builtin in sluice_builtins::BUILTINS {
@@ -253,5 +248,9 @@ mod tests {
         assert!(listing.contains(
             "kube get,patch gateway.networking.k8s.io/{HTTPRoute,GRPCRoute,TCPRoute} in $rolloutNamespace"
         ));
+        assert!(listing.contains(
+            "prometheus\n  kind:     metric-provider\n  location: builtin:prometheus\n  type:     Prometheus\n"
+        ));
+        assert!(listing.contains("http to the origin of the metric's `address`"));
     }
 }

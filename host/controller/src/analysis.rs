@@ -19,6 +19,7 @@ use sluice_core::analysis::{
 use sluice_core::condition::MetricValue;
 use sluice_runtime::{
     AnalysisContext, AnalysisPhase as PluginPhase, Measurement as PluginMeasurement,
+    SecretSubstitution,
 };
 use tracing::Instrument;
 
@@ -92,9 +93,10 @@ async fn measure(
         Ok(secrets) => secrets,
         Err(message) => return Ok(fail_run(&status, message, now)),
     };
+    let (placeholders, substitutions) = secret_placeholders(run, &secrets);
     let mut metrics = Vec::with_capacity(tasks.len());
     for task in &tasks {
-        match task.resolve_metric(&run.spec, SecretValues::Resolved(&secrets)) {
+        match task.resolve_metric(&run.spec, SecretValues::Resolved(&placeholders)) {
             Ok(metric) => metrics.push(metric),
             Err(error) => {
                 return Ok(fail_run(
@@ -109,7 +111,7 @@ async fn measure(
         tasks
             .into_iter()
             .zip(metrics)
-            .map(|(task, metric)| take_measurement(run, task, metric, ctx, now)),
+            .map(|(task, metric)| take_measurement(run, task, metric, &substitutions, ctx, now)),
     )
     .await;
     let reports = reports
@@ -123,6 +125,34 @@ async fn measure(
         })
         .collect();
     Ok(record_and_assess(run, reports, now))
+}
+
+/// What the plugin sees in place of each secret argument, and the substitutions the host makes
+/// in the plugin's outgoing requests, so secret values never enter the sandbox.
+fn secret_placeholders(
+    run: &AnalysisRun,
+    secrets: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<SecretSubstitution>) {
+    let uid = run.uid().unwrap_or_default();
+    let nonce: String = uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, (argument, value))| {
+            let placeholder = format!("sluice-secret-{index}-{nonce}");
+            (
+                (argument.clone(), placeholder.clone()),
+                SecretSubstitution {
+                    placeholder,
+                    value: value.clone(),
+                },
+            )
+        })
+        .unzip()
 }
 
 /// Reads the Secrets behind `valueFrom.secretKeyRef` arguments (only runs that have some make
@@ -195,6 +225,7 @@ async fn take_measurement(
     run: &AnalysisRun,
     task: MeasurementTask,
     metric: Metric,
+    secrets: &[SecretSubstitution],
     ctx: &Context,
     now: Timestamp,
 ) -> MeasurementReport {
@@ -211,7 +242,7 @@ async fn take_measurement(
         );
     };
     let provider = match ctx.plugins.metric_provider(&plugin_name) {
-        Ok(provider) => provider,
+        Ok(provider) => provider.with_secrets(secrets.to_vec()),
         Err(error) => return failure(task, error.to_string()),
     };
     let analysis_context = AnalysisContext {

@@ -72,6 +72,10 @@ pub struct ControllerOptions {
     pub plugin_config: Option<PluginConfigMap>,
     /// Embedded plugin components by `builtin:NAME` name.
     pub builtins: BTreeMap<String, Arc<[u8]>>,
+    /// The plugins configured without any ConfigMap, in the ConfigMap's format (keys
+    /// `trafficRouterPlugins` and `metricProviderPlugins`): usually the built-ins with their
+    /// grants. The ConfigMap's entries are laid over them by name.
+    pub default_plugins: BTreeMap<String, String>,
     /// The plugin engine's options.
     pub engine: EngineOptions,
     /// Rollouts reconciled at once (Argo's `--rollout-threads`, default 10).
@@ -87,6 +91,7 @@ impl Default for ControllerOptions {
             instance_id: None,
             plugin_config: None,
             builtins: BTreeMap::new(),
+            default_plugins: BTreeMap::new(),
             engine: EngineOptions::default(),
             rollout_concurrency: 10,
             analysis_concurrency: 30,
@@ -178,14 +183,19 @@ impl SluiceController {
         } = self;
         let shutdown = shutdown.shared();
         let mut background = tokio::task::JoinSet::new();
-        if let Some(source) = &options.plugin_config {
-            let applied = plugins::apply_initial(&client, source, &plugins).await?;
-            background.spawn(plugins::watch(
-                client.clone(),
-                source.clone(),
-                plugins.clone(),
-                applied,
-            ));
+        match &options.plugin_config {
+            Some(source) => {
+                let defaults = &options.default_plugins;
+                let applied = plugins::apply_initial(&client, source, defaults, &plugins).await?;
+                background.spawn(plugins::watch(
+                    client.clone(),
+                    source.clone(),
+                    defaults.clone(),
+                    plugins.clone(),
+                    applied,
+                ));
+            }
+            None => plugins::apply(&options.default_plugins, None, &plugins).await,
         }
 
         let scope = Scope {

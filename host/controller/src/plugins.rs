@@ -1,13 +1,15 @@
-//! The plugin ConfigMap: applied to the registry at start and again on every change, without a
-//! restart.
+//! The plugin configuration: the defaults (the built-ins with their grants) with the plugin
+//! ConfigMap laid over them by name, applied to the registry at start and again on every change
+//! of the ConfigMap, without a restart.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use sluice_runtime::{Limits, PluginRegistry, PluginStatus, parse_plugin_config};
+use sluice_runtime::{Limits, PluginConfig, PluginRegistry, PluginStatus, parse_plugin_config};
 
 use crate::error::{Error, Result};
 
@@ -20,14 +22,18 @@ pub struct PluginConfigMap {
     pub name: String,
 }
 
-/// The data of a ConfigMap that was applied (`None`: no ConfigMap).
-pub(crate) type AppliedData = Option<std::collections::BTreeMap<String, String>>;
+/// ConfigMap data: plugin lists under `trafficRouterPlugins` and `metricProviderPlugins`.
+pub(crate) type ConfigData = BTreeMap<String, String>;
 
-/// Reads the ConfigMap once (a missing ConfigMap is an empty configuration) and applies it;
-/// returns the data applied.
+/// The data of a ConfigMap that was applied (`None`: no ConfigMap).
+pub(crate) type AppliedData = Option<ConfigData>;
+
+/// Reads the ConfigMap once (a missing ConfigMap leaves the defaults alone) and applies it over
+/// `defaults`; returns the ConfigMap data applied.
 pub(crate) async fn apply_initial(
     client: &Client,
     source: &PluginConfigMap,
+    defaults: &ConfigData,
     registry: &PluginRegistry,
 ) -> Result<AppliedData> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &source.namespace);
@@ -35,14 +41,17 @@ pub(crate) async fn apply_initial(
         .get_opt(&source.name)
         .await
         .map_err(|error| Error::kube(format!("read ConfigMap {}", source.name), error))?;
-    apply(config_map.as_ref(), registry).await;
-    Ok(config_map.and_then(|config_map| config_map.data))
+    let data = config_map.and_then(|config_map| config_map.data);
+    apply(defaults, data.as_ref(), registry).await;
+    Ok(data)
 }
 
-/// Watches the ConfigMap and re-applies it on every change, until the stream ends.
+/// Watches the ConfigMap and re-applies it over `defaults` on every change, until the stream
+/// ends.
 pub(crate) async fn watch(
     client: Client,
     source: PluginConfigMap,
+    defaults: ConfigData,
     registry: Arc<PluginRegistry>,
     applied: AppliedData,
 ) {
@@ -61,24 +70,39 @@ pub(crate) async fn watch(
                 }
                 last_data = Some(config_map.data.clone());
                 tracing::info!(configmap = %source.name, "plugin configuration changed");
-                apply(Some(&config_map), &registry).await;
+                apply(&defaults, config_map.data.as_ref(), &registry).await;
             }
             Err(error) => tracing::warn!(%error, "watching the plugin ConfigMap"),
         }
     }
 }
 
-async fn apply(config_map: Option<&ConfigMap>, registry: &PluginRegistry) {
-    let data = config_map
-        .and_then(|config_map| config_map.data.clone())
-        .unwrap_or_default();
-    let config = match parse_plugin_config(&data, &Limits::default()) {
+/// Applies `overrides` (the ConfigMap's data, if any) laid over `defaults`. A ConfigMap that
+/// cannot be parsed at all keeps the plugins loaded now.
+pub(crate) async fn apply(
+    defaults: &ConfigData,
+    overrides: Option<&ConfigData>,
+    registry: &PluginRegistry,
+) {
+    let limits = Limits::default();
+    let defaults = match parse_plugin_config(defaults, &limits) {
         Ok(config) => config,
         Err(error) => {
+            tracing::error!(%error, "default plugin configuration rejected");
+            PluginConfig::default()
+        }
+    };
+    let config = match overrides.map(|data| parse_plugin_config(data, &limits)) {
+        None => defaults,
+        Some(Ok(overrides)) => defaults.overlaid_with(overrides),
+        Some(Err(error)) => {
             tracing::error!(%error, "plugin configuration rejected; keeping the loaded plugins");
             return;
         }
     };
+    for warning in &config.warnings {
+        tracing::warn!(plugin = %warning.name, reason = %warning.reason, "plugin entry ignored");
+    }
     for (name, status) in registry.apply(&config).await {
         match status {
             PluginStatus::Ready {

@@ -89,6 +89,41 @@ pub struct PluginConfig {
     pub entries: Vec<PluginEntry>,
     /// Entries reported as failed without loading.
     pub invalid: Vec<InvalidEntry>,
+    /// Invalid entries that did not replace a valid default (see
+    /// [`PluginConfig::overlaid_with`]); reported, but the default keeps serving.
+    pub warnings: Vec<InvalidEntry>,
+}
+
+impl PluginConfig {
+    /// Lays `overrides` (the operator's ConfigMap) over `self` (the defaults): an entry replaces
+    /// the default of the same name; new names are added after the defaults. An *invalid*
+    /// override of a default keeps the default and is reported in [`PluginConfig::invalid`]
+    /// with `(keeping the default)`, so a migrated ConfigMap that still lists an out-of-process
+    /// plugin under a built-in's name cannot take traffic routing down.
+    pub fn overlaid_with(mut self, overrides: PluginConfig) -> PluginConfig {
+        let has_default = |config: &PluginConfig, name: &str| {
+            config.entries.iter().any(|entry| entry.spec.name == name)
+        };
+        for mut invalid in overrides.invalid {
+            if has_default(&self, &invalid.name) {
+                invalid.reason = format!("{} (keeping the default)", invalid.reason);
+                self.warnings.push(invalid);
+            } else {
+                self.invalid.push(invalid);
+            }
+        }
+        for entry in overrides.entries {
+            match self
+                .entries
+                .iter_mut()
+                .find(|default| default.spec.name == entry.spec.name)
+            {
+                Some(default) => *default = entry,
+                None => self.entries.push(entry),
+            }
+        }
+        self
+    }
 }
 
 /// The ConfigMap cannot be used at all.
@@ -158,7 +193,9 @@ fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<Plugin
         return Err(format!("location {} needs a sha256", item.location));
     }
     let grants = item.grants.validate().map_err(|e| e.to_string())?;
-    if kind == PluginKind::TrafficRouter && !grants.http.is_empty() {
+    if kind == PluginKind::TrafficRouter
+        && !(grants.http.is_empty() && grants.http_from_config.is_empty())
+    {
         return Err(
             "traffic-router plugins cannot be granted HTTP access (they act through kube only)"
                 .into(),
@@ -331,5 +368,51 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.key, TRAFFIC_ROUTER_PLUGINS_KEY);
+    }
+
+    #[test]
+    fn overrides_replace_defaults_by_name_and_bad_overrides_keep_the_default() {
+        let defaults = parse_plugin_config(
+            &data(&[(
+                TRAFFIC_ROUTER_PLUGINS_KEY,
+                "- {name: nginx, location: 'builtin:nginx'}\n- {name: istio, location: 'builtin:istio'}",
+            )]),
+            &Limits::default(),
+        )
+        .unwrap();
+        let overrides = parse_plugin_config(
+            &data(&[
+                (
+                    TRAFFIC_ROUTER_PLUGINS_KEY,
+                    "- {name: nginx, location: 'file:///plugins/nginx.wasm'}\n- {name: istio, location: 'https://example.com/istio'}\n- {name: mine, location: 'builtin:mine'}",
+                ),
+                (METRIC_PROVIDER_PLUGINS_KEY, "- {name: broken, location: 'ftp://x'}"),
+            ]),
+            &Limits::default(),
+        )
+        .unwrap();
+        let merged = defaults.overlaid_with(overrides);
+        let locations: Vec<(&str, String)> = merged
+            .entries
+            .iter()
+            .map(|entry| (entry.spec.name.as_str(), entry.location.to_string()))
+            .collect();
+        assert_eq!(
+            locations,
+            [
+                ("nginx", "file:///plugins/nginx.wasm".to_string()),
+                ("istio", "builtin:istio".to_string()),
+                ("mine", "builtin:mine".to_string()),
+            ]
+        );
+        assert_eq!(merged.warnings.len(), 1);
+        assert_eq!(merged.warnings[0].name, "istio");
+        assert!(
+            merged.warnings[0]
+                .reason
+                .ends_with("needs a sha256 (keeping the default)")
+        );
+        assert_eq!(merged.invalid.len(), 1);
+        assert_eq!(merged.invalid[0].name, "broken");
     }
 }

@@ -82,6 +82,9 @@ pub enum GrantError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An empty `httpFromConfig` entry.
+    #[error("grants.httpFromConfig entries must name a field of the plugin configuration")]
+    EmptyConfigField,
 }
 
 /// The `grants` block of a plugin entry, as written in the plugin ConfigMap.
@@ -94,6 +97,11 @@ pub struct GrantsSpec {
     /// Allowed HTTP origins, `scheme://host[:port]` (metric providers only).
     #[serde(default)]
     pub http: Vec<String>,
+    /// Fields of a metric's plugin configuration holding a URL whose origin that metric's
+    /// calls may reach (metric providers only), e.g. `address` for Prometheus: the endpoint is
+    /// the one the AnalysisTemplate names, and no other.
+    #[serde(default, rename = "httpFromConfig")]
+    pub http_from_config: Vec<String>,
 }
 
 /// One Kubernetes rule as written in the ConfigMap.
@@ -120,6 +128,8 @@ pub struct Grants {
     pub kube: Vec<KubeRule>,
     /// Exactly allowed HTTP origins.
     pub http: Vec<HttpOrigin>,
+    /// Plugin-configuration fields whose URL's origin a call may reach.
+    pub http_from_config: Vec<String>,
 }
 
 /// A validated Kubernetes rule.
@@ -264,7 +274,14 @@ impl GrantsSpec {
             .iter()
             .map(|o| HttpOrigin::parse(o))
             .collect::<Result<_, _>>()?;
-        Ok(Grants { kube, http })
+        if self.http_from_config.iter().any(String::is_empty) {
+            return Err(GrantError::EmptyConfigField);
+        }
+        Ok(Grants {
+            kube,
+            http,
+            http_from_config: self.http_from_config.clone(),
+        })
     }
 }
 
@@ -364,6 +381,22 @@ impl Grants {
     /// Whether requests to `origin` are allowed.
     pub fn allows_http(&self, origin: &HttpOrigin) -> bool {
         self.http.contains(origin)
+    }
+
+    /// The origins of the URLs in the `httpFromConfig` fields of a metric's plugin
+    /// configuration (JSON); fields that are missing or not URLs give nothing.
+    pub fn config_origins(&self, plugin_config: &str) -> Vec<HttpOrigin> {
+        if self.http_from_config.is_empty() {
+            return Vec::new();
+        }
+        let Ok(config) = serde_json::from_str::<serde_json::Value>(plugin_config) else {
+            return Vec::new();
+        };
+        self.http_from_config
+            .iter()
+            .filter_map(|field| config.get(field)?.as_str()?.parse::<http::Uri>().ok())
+            .filter_map(|uri| HttpOrigin::of_uri(&uri))
+            .collect()
     }
 }
 

@@ -58,6 +58,7 @@ pub use crate::grants::{
 };
 pub use crate::host::http::{
     HttpBackend, HttpCallLimits, HttpFailure, HttpRequest, HttpResponse, ReqwestHttpBackend,
+    SecretSubstitution,
 };
 pub use crate::host::kube::{
     BoxFuture, Gvk, KubeBackend, KubeError, ListOptions, ObjectKey, ObjectPage, PatchBody,

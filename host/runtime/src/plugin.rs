@@ -16,6 +16,7 @@ use crate::bindings::types::{
 use crate::engine::PluginEngine;
 use crate::error::{CallError, LoadError};
 use crate::grants::Grants;
+use crate::host::http::{CallAccess, SecretSubstitution};
 use crate::host::{CallScope, HostServices, HostState, PluginShared};
 use crate::limits::Limits;
 use crate::metrics::PluginMetrics;
@@ -108,6 +109,25 @@ impl std::fmt::Debug for Plugin {
     }
 }
 
+/// What one call is about: the object's namespace and name (for grants and log fields) and
+/// the HTTP access it gets beyond the plugin's grants.
+#[derive(Default)]
+struct CallTarget<'a> {
+    namespace: Option<&'a str>,
+    object: Option<&'a str>,
+    access: CallAccess,
+}
+
+impl<'a> CallTarget<'a> {
+    fn rollout(ctx: &'a RolloutContext) -> Self {
+        Self {
+            namespace: Some(&ctx.namespace),
+            object: Some(&ctx.name),
+            access: CallAccess::default(),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct CallCore {
     engine: PluginEngine,
@@ -130,9 +150,13 @@ impl CallCore {
     async fn enter(
         &self,
         method: &'static str,
-        namespace: Option<&str>,
-        object: Option<&str>,
+        target: CallTarget<'_>,
     ) -> Result<ActiveCall<'_>, CallError> {
+        let CallTarget {
+            namespace,
+            object,
+            access,
+        } = target;
         let permit = self
             .engine
             .inner
@@ -154,6 +178,7 @@ impl CallCore {
             plugin: self.shared.clone(),
             method,
             namespace: namespace.map(str::to_owned),
+            access,
             span,
         });
         let tick = self.engine.inner.options.epoch_tick.as_nanos().max(1);
@@ -278,9 +303,9 @@ impl ActiveCall<'_> {
 
 /// Runs one export call with a fresh instance under the wall-clock timeout.
 macro_rules! call_export {
-    ($self:ident, $method:literal, $namespace:expr, $object:expr, $validate:expr,
+    ($self:ident, $method:literal, $target:expr, $validate:expr,
      |$plugin:ident, $store:ident| $body:expr) => {{
-        let mut call = $self.core.enter($method, $namespace, $object).await?;
+        let mut call = $self.core.enter($method, $target).await?;
         let wall = $self.core.wall();
         let $store = &mut call.store;
         let outcome = tokio::time::timeout(wall, async {
@@ -376,8 +401,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "plugin-type",
-            None,
-            None,
+            CallTarget::default(),
             validate_plugin_type,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -390,7 +414,7 @@ impl TrafficRouter {
 
     /// `init`.
     pub async fn init(&self) -> Result<(), CallError> {
-        call_export!(self, "init", None, None, accept, |p, store| {
+        call_export!(self, "init", CallTarget::default(), accept, |p, store| {
             p.sluice_plugin_traffic_router()
                 .call_init(&mut *store)
                 .await
@@ -408,8 +432,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "update-hash",
-            Some(&ctx.namespace),
-            Some(&ctx.name),
+            CallTarget::rollout(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -435,8 +458,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "set-weight",
-            Some(&ctx.namespace),
-            Some(&ctx.name),
+            CallTarget::rollout(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -455,8 +477,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "set-header-route",
-            Some(&ctx.namespace),
-            Some(&ctx.name),
+            CallTarget::rollout(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -475,8 +496,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "set-mirror-route",
-            Some(&ctx.namespace),
-            Some(&ctx.name),
+            CallTarget::rollout(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -496,8 +516,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "verify-weight",
-            Some(&ctx.namespace),
-            Some(&ctx.name),
+            CallTarget::rollout(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -512,8 +531,7 @@ impl TrafficRouter {
         call_export!(
             self,
             "remove-managed-routes",
-            Some(&ctx.namespace),
-            Some(&ctx.name),
+            CallTarget::rollout(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_traffic_router()
@@ -529,6 +547,7 @@ impl TrafficRouter {
 pub struct MetricProvider {
     core: CallCore,
     pre: MetricProviderPluginPre<HostState>,
+    secrets: Arc<[SecretSubstitution]>,
 }
 
 impl MetricProvider {
@@ -537,13 +556,36 @@ impl MetricProvider {
         &self.core.shared.name
     }
 
+    /// This provider with secrets the host substitutes into its outgoing HTTP requests: the
+    /// plugin sees only each secret's placeholder (in its `plugin-config`), and the host
+    /// replaces the placeholder with the value in the URL, headers and body of requests to
+    /// origins the call may reach. Secret values never enter the sandbox.
+    pub fn with_secrets(&self, secrets: Vec<SecretSubstitution>) -> Self {
+        Self {
+            secrets: secrets.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The target of a call about an AnalysisRun: HTTP access to the origins the grants take
+    /// from `plugin-config` (`httpFromConfig`), and the secrets to substitute.
+    fn analysis_target<'a>(&self, ctx: &'a AnalysisContext) -> CallTarget<'a> {
+        CallTarget {
+            namespace: Some(&ctx.namespace),
+            object: Some(&ctx.analysis_run),
+            access: CallAccess {
+                origins: self.core.shared.grants.config_origins(&ctx.plugin_config),
+                secrets: self.secrets.clone(),
+            },
+        }
+    }
+
     /// `plugin-type`.
     pub async fn plugin_type(&self) -> Result<String, CallError> {
         call_export!(
             self,
             "plugin-type",
-            None,
-            None,
+            CallTarget::default(),
             validate_plugin_type,
             |p, store| {
                 p.sluice_plugin_metric_provider()
@@ -556,7 +598,7 @@ impl MetricProvider {
 
     /// `init`.
     pub async fn init(&self) -> Result<(), CallError> {
-        call_export!(self, "init", None, None, accept, |p, store| {
+        call_export!(self, "init", CallTarget::default(), accept, |p, store| {
             p.sluice_plugin_metric_provider()
                 .call_init(&mut *store)
                 .await
@@ -568,8 +610,7 @@ impl MetricProvider {
         call_export!(
             self,
             "run",
-            Some(&ctx.namespace),
-            Some(&ctx.analysis_run),
+            self.analysis_target(ctx),
             validate_measurement,
             |p, store| {
                 p.sluice_plugin_metric_provider()
@@ -588,8 +629,7 @@ impl MetricProvider {
         call_export!(
             self,
             "resume",
-            Some(&ctx.namespace),
-            Some(&ctx.analysis_run),
+            self.analysis_target(ctx),
             validate_measurement,
             |p, store| {
                 p.sluice_plugin_metric_provider()
@@ -608,8 +648,7 @@ impl MetricProvider {
         call_export!(
             self,
             "terminate",
-            Some(&ctx.namespace),
-            Some(&ctx.analysis_run),
+            self.analysis_target(ctx),
             validate_measurement,
             |p, store| {
                 p.sluice_plugin_metric_provider()
@@ -628,8 +667,7 @@ impl MetricProvider {
         call_export!(
             self,
             "garbage-collect",
-            Some(&ctx.namespace),
-            Some(&ctx.analysis_run),
+            self.analysis_target(ctx),
             accept,
             |p, store| {
                 p.sluice_plugin_metric_provider()
@@ -647,8 +685,7 @@ impl MetricProvider {
         call_export!(
             self,
             "get-metadata",
-            Some(&ctx.namespace),
-            Some(&ctx.analysis_run),
+            self.analysis_target(ctx),
             validate_metadata,
             |p, store| {
                 p.sluice_plugin_metric_provider()
@@ -765,6 +802,7 @@ impl PluginEngine {
                 let mut provider = MetricProvider {
                     core,
                     pre: MetricProviderPluginPre::new(pre).map_err(link_error)?,
+                    secrets: Arc::from([]),
                 };
                 let plugin_type = provider
                     .plugin_type()

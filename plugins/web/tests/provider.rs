@@ -381,3 +381,91 @@ async fn per_call_time_through_the_runtime() {
     println!("web provider: {per_call:?} per run() through the runtime (scripted HTTP)");
     assert!(per_call < Duration::from_secs(1), "{per_call:?}");
 }
+
+#[tokio::test]
+async fn secrets_are_substituted_by_the_host_and_never_reach_the_plugin() {
+    let harness = PluginHarness::metric_provider(plugin())
+        .unwrap()
+        .grants_yaml("httpFromConfig: [url]")
+        .unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = received.clone();
+    harness.http().respond_with(
+        Some("POST"),
+        &format!("{SERVICE}/verify?key=s3cret-key"),
+        move |request| {
+            *seen.lock().unwrap() = Some(request.clone());
+            let auth = request
+                .headers
+                .iter()
+                .find(|(name, _)| name == "authorization")
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default();
+            HttpResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: json!({"echo": auth}).to_string().into_bytes(),
+            }
+        },
+    );
+    let placeholder = "sluice-secret-0-abc";
+    let provider = harness.load_provider().await.unwrap().with_secrets(vec![
+        sluice_runtime::SecretSubstitution {
+            placeholder: placeholder.into(),
+            value: "s3cret-key".into(),
+        },
+    ]);
+    let config = json!({
+        "url": format!("{SERVICE}/verify?key={placeholder}"),
+        "method": "POST",
+        "headers": [{"key": "Authorization", "value": format!("Bearer {placeholder}")}],
+        "jsonBody": {"token": placeholder},
+        "jsonPath": "{$.echo}",
+    });
+    let measurement = provider
+        .run(&analysis_context(
+            "shop",
+            "web-1",
+            "health",
+            &config.to_string(),
+        ))
+        .await
+        .unwrap();
+    let request = received
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the backend got the request");
+    assert!(
+        request
+            .headers
+            .contains(&("authorization".into(), "Bearer s3cret-key".into())),
+        "{request:?}"
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&request.body).unwrap(),
+        json!({"token": "s3cret-key"})
+    );
+    // What flows back into the plugin is concealed again: the echoed header, and the record.
+    assert_eq!(successful(&measurement), format!("Bearer {placeholder}"));
+    let recorded = sent_request(&harness).to_string();
+    assert!(!recorded.contains("s3cret-key"), "{recorded}");
+}
+
+#[tokio::test]
+async fn http_from_config_grants_only_the_origin_the_metric_names() {
+    let harness = PluginHarness::metric_provider(plugin())
+        .unwrap()
+        .grants_yaml("httpFromConfig: [address]")
+        .unwrap();
+    harness
+        .http()
+        .respond("GET", &format!("{SERVICE}/health"), 200, "{}");
+    let error = run(&harness, json!({"url": format!("{SERVICE}/health")}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, CallError::AccessDenied { message, .. } if message.contains("checks.shop")),
+        "{error:?}"
+    );
+}

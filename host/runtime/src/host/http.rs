@@ -44,6 +44,99 @@ fn serialize_body<S: serde::Serializer>(body: &[u8], s: S) -> Result<S::Ok, S::E
     s.serialize_str(&String::from_utf8_lossy(body))
 }
 
+/// A secret the host substitutes into a call's outgoing HTTP requests (URL, header values and
+/// body) in place of `placeholder`, so the plugin never holds the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSubstitution {
+    /// The text the plugin sees instead of the secret.
+    pub placeholder: String,
+    /// The secret value.
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretSubstitution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSubstitution")
+            .field("placeholder", &self.placeholder)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The HTTP access of one call beyond its plugin's grants.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallAccess {
+    /// Origins this call may reach (from the grants' `httpFromConfig`).
+    pub(crate) origins: Vec<HttpOrigin>,
+    /// Secrets substituted into this call's requests.
+    pub(crate) secrets: Arc<[SecretSubstitution]>,
+}
+
+impl CallAccess {
+    /// `text` with every secret placeholder replaced by its value.
+    fn reveal(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_owned(), |text, secret| {
+            text.replace(&secret.placeholder, &secret.value)
+        })
+    }
+
+    /// `text` with every secret value replaced by its placeholder: what flows back into the
+    /// plugin (or into call records) never carries a secret.
+    pub(crate) fn conceal(&self, text: String) -> String {
+        self.secrets.iter().fold(text, |text, secret| {
+            if secret.value.is_empty() {
+                text
+            } else {
+                text.replace(&secret.value, &secret.placeholder)
+            }
+        })
+    }
+
+    /// [`CallAccess::conceal`] for a JSON value.
+    pub(crate) fn conceal_json(&self, value: serde_json::Value) -> serde_json::Value {
+        if self.secrets.is_empty() {
+            return value;
+        }
+        serde_json::from_str(&self.conceal(value.to_string())).unwrap_or(value)
+    }
+
+    /// A JSON value with every secret placeholder replaced by its value (for objects the plugin
+    /// sends to the Kubernetes API, such as a Job whose environment holds a secret argument).
+    pub(crate) fn reveal_json(&self, value: serde_json::Value) -> serde_json::Value {
+        if self.secrets.is_empty() {
+            return value;
+        }
+        let text = value.to_string();
+        let revealed = self.secrets.iter().fold(text, |text, secret| {
+            let escaped = serde_json::Value::from(secret.value.as_str()).to_string();
+            text.replace(&secret.placeholder, &escaped[1..escaped.len() - 1])
+        });
+        serde_json::from_str(&revealed).unwrap_or(value)
+    }
+
+    /// A request as the backend sends it: placeholders replaced in the URL, header values and
+    /// (UTF-8) body.
+    fn revealed(&self, request: &HttpRequest) -> HttpRequest {
+        if self.secrets.is_empty() {
+            return request.clone();
+        }
+        let body = match std::str::from_utf8(&request.body) {
+            Ok(text) => self.reveal(text).into_bytes(),
+            Err(_) => request.body.clone(),
+        };
+        HttpRequest {
+            method: request.method.clone(),
+            url: self.reveal(&request.url),
+            headers: request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), self.reveal(value)))
+                .collect(),
+            body,
+        }
+    }
+}
+
 /// Bounds the backend must honour for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpCallLimits {
@@ -194,9 +287,17 @@ impl WasiHttpHooks for HttpHooks {
         let url = request.uri().to_string();
         let method = request.method().to_string();
         let origin = HttpOrigin::of_uri(request.uri());
-        let allowed = origin
-            .as_ref()
-            .is_some_and(|o| self.scope.plugin.grants.allows_http(o));
+        let revealed_origin = self
+            .scope
+            .access
+            .reveal(&url)
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|uri| HttpOrigin::of_uri(&uri));
+        let allowed = origin.is_some()
+            && revealed_origin.as_ref().is_some_and(|o| {
+                self.scope.plugin.grants.allows_http(o) || self.scope.access.origins.contains(o)
+            });
         if !allowed {
             let message = format!(
                 "plugin {} has no grant for HTTP origin {}",
@@ -242,6 +343,7 @@ impl WasiHttpHooks for HttpHooks {
                 body: body.to_vec(),
             };
             let request_json = serde_json::to_value(&outgoing).unwrap_or_default();
+            let outgoing = scope.access.revealed(&outgoing);
             let backend = scope.plugin.services.http.clone();
             let result = match tokio::time::timeout(
                 call_limits.timeout,
@@ -257,7 +359,14 @@ impl WasiHttpHooks for HttpHooks {
                 Err(failure) => json!({"error": failure}),
             };
             scope.observe(Capability::Http, request_json, response_json);
-            let response = result.map_err(|failure| match failure {
+            let response = result.map(|response| HttpResponse {
+                body: match String::from_utf8(response.body) {
+                    Ok(text) => scope.access.conceal(text).into_bytes(),
+                    Err(binary) => binary.into_bytes(),
+                },
+                ..response
+            });
+            let response = response.map_err(|failure| match failure {
                 HttpFailure::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
                 HttpFailure::Connect(_) => wasmtime_wasi_http::Error::ConnectionRefused,
                 HttpFailure::BodyTooLarge(limit) => {

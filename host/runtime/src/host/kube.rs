@@ -244,6 +244,7 @@ impl HostState {
     /// Serializes a response for the guest, enforcing the size cap.
     fn to_guest_json(&self, value: &impl Serialize) -> Result<String, KubeError> {
         let text = serde_json::to_string(value).map_err(|e| KubeError::Invalid(e.to_string()))?;
+        let text = self.scope.access.conceal(text);
         let cap = self.scope.plugin.limits.kube_max_response_bytes;
         if text.len() > cap {
             return Err(KubeError::Invalid(format!(
@@ -355,6 +356,7 @@ impl wit_kube::Host for HostState {
             return Ok(Err(e.into()));
         }
         let backend = self.scope.plugin.services.kube.clone();
+        let object = self.scope.access.reveal_json(object);
         let result = backend.create(&gvk, namespace.as_deref(), object).await;
         self.record(request, outcome_json(&result));
         Ok(result
@@ -396,6 +398,11 @@ impl wit_kube::Host for HostState {
         }
         let backend = self.scope.plugin.services.kube.clone();
         let manager = self.scope.plugin.field_manager.clone();
+        let patch = match patch {
+            PatchBody::Merge(body) => PatchBody::Merge(self.scope.access.reveal_json(body)),
+            PatchBody::Json(body) => PatchBody::Json(self.scope.access.reveal_json(body)),
+            PatchBody::Apply(body) => PatchBody::Apply(self.scope.access.reveal_json(body)),
+        };
         let result = backend.patch(&key, patch, &manager).await;
         self.record(request, outcome_json(&result));
         Ok(result

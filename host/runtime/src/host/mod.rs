@@ -88,6 +88,8 @@ pub(crate) struct CallScope {
     pub(crate) method: &'static str,
     /// Namespace of the Rollout or AnalysisRun; the default namespace of kube grants.
     pub(crate) namespace: Option<String>,
+    /// HTTP access of this call beyond the plugin's grants.
+    pub(crate) access: http::CallAccess,
     pub(crate) span: tracing::Span,
 }
 
@@ -136,6 +138,7 @@ impl CallScope {
         response: serde_json::Value,
     ) {
         if let Some(observer) = &self.plugin.services.observer {
+            let response = self.access.conceal_json(response);
             observer.exchange(Exchange {
                 plugin: self.plugin.name.clone(),
                 method: self.method,
