@@ -6,6 +6,7 @@
 mod commands;
 mod controller;
 mod crds;
+mod demo;
 #[cfg(test)]
 mod fixtures;
 mod kube_context;
@@ -78,6 +79,13 @@ enum Command {
     Plugin(plugin::PluginArgs),
     /// Print the version of Sluice and of the APIs it serves.
     Version,
+    /// A guided canary release on a local control plane, in about a minute: a good version is
+    /// promoted through the Gateway API with a Prometheus analysis, a bad one is aborted
+    /// automatically.
+    ///
+    /// Prepares what is missing (the cached local Kubernetes control plane, Prometheus), starts
+    /// them on 127.0.0.1 with the controller, and stops everything on exit or Ctrl-C.
+    Demo(demo::DemoArgs),
 }
 
 /// The name to show in usage and help: `kubectl sluice` when run as the kubectl plugin
@@ -129,6 +137,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Crds(args) => crds::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Plugin(args) => plugin::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Version => {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             println!("api: {}", sluice_api::API_VERSION);

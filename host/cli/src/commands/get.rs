@@ -106,7 +106,12 @@ where
         .with_context(|| format!("listing {}s", K::kind(&())))
 }
 
-async fn read_objects(cluster: &Cluster, rollout: Rollout) -> anyhow::Result<RolloutObjects> {
+/// Reads the rollout's ReplicaSets, Pods, AnalysisRuns and Experiments (every one of its
+/// namespace; the renderer picks the owned ones).
+pub(crate) async fn read_objects(
+    cluster: &Cluster,
+    rollout: Rollout,
+) -> anyhow::Result<RolloutObjects> {
     Ok(RolloutObjects {
         rollout,
         replica_sets: list_all(cluster).await?,

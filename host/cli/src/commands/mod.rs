@@ -39,7 +39,7 @@ async fn apply_patches(api: &Api<Rollout>, name: &str, patches: &Patches) -> any
 }
 
 /// Colours when standard output is a terminal, unless `--no-color` or `NO_COLOR` says otherwise.
-fn output_style(no_color: bool) -> Style {
+pub(crate) fn output_style(no_color: bool) -> Style {
     let disabled = no_color
         || std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty())
         || std::env::var("TERM").is_ok_and(|term| term == "dumb");

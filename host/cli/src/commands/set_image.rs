@@ -68,22 +68,30 @@ pub async fn run(args: &SetArgs) -> anyhow::Result<ExitCode> {
     };
     let dynamic: Api<DynamicObject> =
         Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &resource);
+    update_image(&dynamic, &name, container, image).await?;
+    println!("{} \"{name}\" image updated", resource.kind.to_lowercase());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets the image of `container` (`*`: every container) in the object `name` by replacing the
+/// object read, re-reading and retrying when the update conflicts.
+pub(crate) async fn update_image(
+    api: &Api<DynamicObject>,
+    name: &str,
+    container: &str,
+    image: &str,
+) -> anyhow::Result<()> {
     let mut attempt = 1;
     loop {
-        let current = serde_json::to_value(dynamic.get(&name).await?)?;
+        let current = serde_json::to_value(api.get(name).await?)?;
         let updated: DynamicObject =
             serde_json::from_value(set_image(&current, container, image)?)?;
-        match dynamic
-            .replace(&name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => break,
+        match api.replace(name, &PostParams::default(), &updated).await {
+            Ok(_) => return Ok(()),
             Err(kube::Error::Api(status)) if status.code == 409 && attempt < MAX_ATTEMPTS => {
                 attempt += 1;
             }
             Err(error) => return Err(error.into()),
         }
     }
-    println!("{} \"{name}\" image updated", resource.kind.to_lowercase());
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,552 @@
+//! The install manifests in `deploy/`: the plugin ConfigMap is the built-ins' defaults, the RBAC
+//! covers every default plugin grant, the namespaced Role keeps step with the ClusterRole, the API
+//! server accepts both kustomizations, and the controller runs a Gateway API canary with a
+//! Prometheus analysis to Healthy with nothing but the ClusterRole's permissions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::discovery::{Discovery, Scope};
+use kube::{Client, ResourceExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_api::analysis::AnalysisRun;
+use sluice_api::rollout::Rollout;
+use sluice_builtins::{BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
+use sluice_controller::{ControllerOptions, PluginConfigMap, SluiceController};
+use sluice_localcluster::{LocalCluster, LocalPrometheus};
+use sluice_runtime::{
+    Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginLocation, TRAFFIC_ROUTER_PLUGINS_KEY,
+    parse_plugin_config,
+};
+
+/// The controller's ServiceAccount, as the API server names it.
+const CONTROLLER_USER: &str = "system:serviceaccount:sluice:sluice-controller";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|document| Value::deserialize(document).expect("valid YAML"))
+        .filter(|value| !value.is_null())
+        .collect()
+}
+
+fn document(path: &Path, kind: &str) -> Value {
+    documents(path)
+        .into_iter()
+        .find(|document| document["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {}", path.display()))
+}
+
+/// The kustomization file of a directory (`kustomization.yaml` or `Kustomization`).
+fn kustomization_file(dir: &Path) -> PathBuf {
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("no kustomization in {}", dir.display()))
+}
+
+/// Renders a kustomization as `kubectl kustomize` does for the features `deploy/` uses:
+/// `resources` (files and directories) and JSON 6902 `patches` with a kind/name target.
+fn render(dir: &Path) -> Vec<Value> {
+    let kustomization = &documents(&kustomization_file(dir))[0];
+    let mut objects = Vec::new();
+    for resource in kustomization["resources"].as_array().into_iter().flatten() {
+        let path = dir.join(resource.as_str().expect("a resource path"));
+        if path.is_dir() {
+            objects.extend(render(&path));
+        } else {
+            objects.extend(documents(&path));
+        }
+    }
+    for patch in kustomization["patches"].as_array().into_iter().flatten() {
+        let operations: json_patch::Patch =
+            serde_yaml::from_str(patch["patch"].as_str().expect("an inline patch"))
+                .expect("a JSON 6902 patch");
+        let target = &patch["target"];
+        let mut matched = 0;
+        for object in objects.iter_mut().filter(|object| {
+            object["kind"] == target["kind"] && object["metadata"]["name"] == target["name"]
+        }) {
+            json_patch::patch(object, &operations).expect("the patch applies");
+            matched += 1;
+        }
+        assert_eq!(matched, 1, "patch target {target} in {}", dir.display());
+    }
+    objects
+}
+
+/// `(group, resource, verb)` triples allowed by RBAC rules (deploy/ uses no wildcards).
+fn allowed(rules: &Value) -> BTreeSet<(String, String, String)> {
+    let mut allowed = BTreeSet::new();
+    for rule in rules.as_array().expect("rules") {
+        for group in rule["apiGroups"].as_array().expect("apiGroups") {
+            for resource in rule["resources"].as_array().expect("resources") {
+                for verb in rule["verbs"].as_array().expect("verbs") {
+                    let text = |value: &Value| value.as_str().expect("a string").to_owned();
+                    assert_ne!(verb, "*", "no wildcard verbs");
+                    assert_ne!(resource, "*", "no wildcard resources");
+                    allowed.insert((text(group), text(resource), text(verb)));
+                }
+            }
+        }
+    }
+    allowed
+}
+
+fn cluster_role_rules() -> BTreeSet<(String, String, String)> {
+    allowed(&document(&root().join("deploy/clusterrole.yaml"), "ClusterRole")["rules"])
+}
+
+#[test]
+fn the_plugin_configmap_is_the_builtin_defaults() {
+    let config_map = document(&root().join("deploy/base/plugin-config.yaml"), "ConfigMap");
+    assert_eq!(config_map["metadata"]["name"], "argo-rollouts-config");
+    assert_eq!(config_map["metadata"]["namespace"], "sluice");
+    assert_eq!(
+        config_map["data"][TRAFFIC_ROUTER_PLUGINS_KEY],
+        DEFAULT_TRAFFIC_ROUTER_PLUGINS
+    );
+    assert_eq!(
+        config_map["data"][METRIC_PROVIDER_PLUGINS_KEY],
+        DEFAULT_METRIC_PROVIDER_PLUGINS
+    );
+    let data: BTreeMap<String, String> =
+        serde_json::from_value(config_map["data"].clone()).expect("string data");
+    let config = parse_plugin_config(&data, &Limits::default()).expect("a valid plugin config");
+    assert!(config.invalid.is_empty(), "{:?}", config.invalid);
+    let listed: BTreeSet<String> = config
+        .entries
+        .iter()
+        .filter_map(|entry| match &entry.location {
+            PluginLocation::Builtin(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let builtins: BTreeSet<String> = BUILTINS.iter().map(|b| b.name.to_owned()).collect();
+    assert_eq!(
+        listed, builtins,
+        "every built-in is configured, and only those"
+    );
+}
+
+#[test]
+fn the_crd_kustomization_lists_every_crd() {
+    let kustomization = &documents(&root().join("crds/Kustomization"))[0];
+    let listed: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("a file name").to_owned())
+        .collect();
+    let files: BTreeSet<String> = std::fs::read_dir(root().join("crds"))
+        .expect("crds/")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    assert_eq!(listed, files);
+}
+
+#[test]
+fn the_namespaced_role_has_the_cluster_roles_rules() {
+    let path = root().join("deploy/namespaced/role.yaml");
+    let role = allowed(&document(&path, "Role")["rules"]);
+    let cluster_scoped = allowed(&document(&path, "ClusterRole")["rules"]);
+    let mut together = role.clone();
+    together.extend(cluster_scoped.iter().cloned());
+    assert_eq!(together, cluster_role_rules());
+    assert!(
+        cluster_scoped
+            .iter()
+            .all(|(_, resource, _)| resource == "clusteranalysistemplates"),
+        "only cluster-scoped reads are cluster-wide: {cluster_scoped:?}"
+    );
+    let deployment = render(&root().join("deploy/namespaced"))
+        .into_iter()
+        .find(|object| object["kind"] == "Deployment")
+        .expect("a Deployment");
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .expect("args")
+            .iter()
+            .any(|a| a == "--namespaced"),
+        "{args}"
+    );
+}
+
+#[test]
+fn the_deployment_is_probed_non_root_and_read_only() {
+    let deployment = document(&root().join("deploy/base/deployment.yaml"), "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"][0], "controller");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let ports: BTreeMap<String, i64> = container["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().expect("name").to_owned(),
+                p["containerPort"].as_i64().expect("port"),
+            )
+        })
+        .collect();
+    assert_eq!(ports["healthz"], 8080);
+    assert_eq!(ports["metrics"], 8090);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(container["resources"]["requests"].is_object());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+}
+
+/// Every kube grant of the default plugins maps, through discovery, to resources the ClusterRole
+/// (and so the namespaced Role) allows with the same verbs.
+#[tokio::test]
+async fn the_cluster_role_covers_every_default_plugin_grant() {
+    let client = LocalCluster::shared().client().expect("client");
+    let discovery = Discovery::new(client).run().await.expect("discovery");
+    let data = BTreeMap::from([
+        (
+            TRAFFIC_ROUTER_PLUGINS_KEY.to_owned(),
+            DEFAULT_TRAFFIC_ROUTER_PLUGINS.to_owned(),
+        ),
+        (
+            METRIC_PROVIDER_PLUGINS_KEY.to_owned(),
+            DEFAULT_METRIC_PROVIDER_PLUGINS.to_owned(),
+        ),
+    ]);
+    let config = parse_plugin_config(&data, &Limits::default()).expect("defaults parse");
+    let rules = cluster_role_rules();
+    let mut checked = 0;
+    for entry in &config.entries {
+        for rule in &entry.spec.grants.kube {
+            let kinds = rule.kinds.clone().expect("default grants name their kinds");
+            for kind in kinds {
+                let resource = discovery
+                    .groups()
+                    .filter(|group| group.name() == rule.group)
+                    .flat_map(|group| group.recommended_resources())
+                    .find(|(resource, _)| resource.kind == kind)
+                    .map(|(resource, _)| resource.plural)
+                    .unwrap_or_else(|| panic!("discovery has no {kind} in {:?}", rule.group));
+                for verb in &rule.verbs {
+                    let triple = (
+                        rule.group.clone(),
+                        resource.clone(),
+                        verb.as_str().to_owned(),
+                    );
+                    assert!(
+                        rules.contains(&triple),
+                        "plugin {} is granted {triple:?}, which the ClusterRole does not allow",
+                        entry.spec.name
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} grants checked");
+}
+
+/// Runs kubectl against the local cluster.
+fn kubectl(cluster: &LocalCluster, args: &[&str]) -> std::process::Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("kubectl is installed (Debian's or Google's kubectl package)")
+}
+
+#[test]
+fn the_api_server_accepts_both_kustomizations() {
+    let cluster = LocalCluster::shared();
+    for dir in ["deploy/", "deploy/namespaced/"] {
+        let output = kubectl(cluster, &["apply", "-k", dir, "--dry-run=server"]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "kubectl apply -k {dir} --dry-run=server\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("deployment.apps/sluice-controller"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("configmap/argo-rollouts-config"),
+            "{stdout}"
+        );
+        // kubectl's kustomize and this file's renderer agree on what is applied.
+        let rendered = kubectl(cluster, &["kustomize", dir]);
+        assert!(rendered.status.success());
+        let kubectl_objects: Vec<Value> = serde_yaml::Deserializer::from_slice(&rendered.stdout)
+            .map(|document| Value::deserialize(document).expect("YAML"))
+            .collect();
+        let key = |object: &Value| {
+            format!(
+                "{}/{}/{}",
+                object["kind"].as_str().unwrap_or_default(),
+                object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        };
+        let mut ours: Vec<Value> = render(&root().join(dir));
+        let mut theirs = kubectl_objects;
+        ours.sort_by_key(key);
+        theirs.sort_by_key(key);
+        assert_eq!(ours, theirs, "{dir}");
+    }
+}
+
+/// Server-side applies objects as the cluster's admin (discovery finds each kind's resource).
+async fn apply_all(client: &Client, objects: &[Value]) {
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    for object in objects {
+        let api_version = object["apiVersion"].as_str().expect("apiVersion");
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, object["kind"].as_str().expect("kind"));
+        let (resource, capabilities) = discovery.resolve_gvk(&gvk).expect("a served kind");
+        let api: Api<DynamicObject> =
+            match (capabilities.scope, object["metadata"]["namespace"].as_str()) {
+                (Scope::Namespaced, Some(namespace)) => {
+                    Api::namespaced_with(client.clone(), namespace, &resource)
+                }
+                _ => Api::all_with(client.clone(), &resource),
+            };
+        let name = object["metadata"]["name"].as_str().expect("name");
+        api.patch(
+            name,
+            &PatchParams::apply("sluice-deploy-test").force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {gvk:?} {name}: {e}"));
+    }
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The controller, authenticated as the install's ServiceAccount, takes a Gateway API canary with
+/// a Prometheus analysis step to Healthy: the ClusterRole and the config Role are enough.
+#[tokio::test]
+async fn the_controller_runs_a_canary_with_only_the_installed_permissions() {
+    let cluster = LocalCluster::shared();
+    let admin = cluster.client().expect("client");
+    apply_all(&admin, &render(&root().join("deploy"))).await;
+
+    // Grant the Prometheus provider the test's Prometheus, as an operator would.
+    let prometheus = LocalPrometheus::start(&[]).await.expect("prometheus");
+    let mut providers: Vec<serde_yaml::Value> =
+        serde_yaml::from_str(DEFAULT_METRIC_PROVIDER_PLUGINS).expect("defaults");
+    for entry in &mut providers {
+        if entry["name"] == "prometheus" {
+            entry["grants"]["http"] = serde_yaml::Value::Sequence(vec![prometheus.url().into()]);
+        }
+    }
+    Api::<ConfigMap>::namespaced(admin.clone(), "sluice")
+        .patch(
+            "argo-rollouts-config",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {
+                METRIC_PROVIDER_PLUGINS_KEY: serde_yaml::to_string(&providers).expect("yaml"),
+            }})),
+        )
+        .await
+        .expect("patch the plugin ConfigMap");
+
+    let mut config = cluster.config().clone();
+    config.auth_info.impersonate = Some(CONTROLLER_USER.to_owned());
+    let restricted = Client::try_from(config).expect("impersonating client");
+    let options = ControllerOptions {
+        plugin_config: Some(PluginConfigMap {
+            namespace: "sluice".to_owned(),
+            name: "argo-rollouts-config".to_owned(),
+        }),
+        builtins: sluice_builtins::components(),
+        ..ControllerOptions::default()
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let controller = SluiceController::new(restricted, options, &mut registry).expect("controller");
+    let ready = controller.readiness();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(controller.run(async {
+        stopped.await.ok();
+    }));
+    eventually("the restricted controller's caches to sync", || async {
+        ready
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then_some(())
+    })
+    .await;
+
+    let ns = cluster.namespace("deploy-rbac").await.expect("namespace");
+    let name = ns.name().to_owned();
+    let create = |object: Value| {
+        let admin = admin.clone();
+        let name = name.clone();
+        async move {
+            let api_version = object["apiVersion"]
+                .as_str()
+                .expect("apiVersion")
+                .to_owned();
+            let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+            let kind = object["kind"].as_str().expect("kind").to_owned();
+            let plural = format!("{}s", kind.to_lowercase());
+            let resource = ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(group, version, &kind),
+                &plural,
+            );
+            let object: DynamicObject = serde_json::from_value(object).expect("object");
+            Api::<DynamicObject>::namespaced_with(admin, &name, &resource)
+                .create(&PostParams::default(), &object)
+                .await
+                .unwrap_or_else(|e| panic!("creating {kind}: {e}"));
+        }
+    };
+    for service in ["web-stable", "web-canary"] {
+        create(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        )
+        .await;
+    }
+    create(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web"},
+        "spec": {"rules": [{"backendRefs": [
+            {"name": "web-stable", "port": 80, "weight": 100},
+            {"name": "web-canary", "port": 80, "weight": 0}]}]}}),
+    )
+    .await;
+    create(
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "constant"},
+        "spec": {"metrics": [{"name": "constant", "successCondition": "result[0] == 1",
+            "provider": {"prometheus": {"address": prometheus.url(), "query": "vector(1)"}}}]}}),
+    )
+    .await;
+    let rollout = |image: &str| {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]}},
+                "strategy": {"canary": {"canaryService": "web-canary", "stableService": "web-stable",
+                    "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "web"}}},
+                    "steps": [{"setWeight": 50},
+                        {"analysis": {"templates": [{"templateName": "constant"}]}}]}}}})
+    };
+    create(rollout("example/web:1")).await;
+    let rollouts = Api::<Rollout>::namespaced(admin.clone(), &name);
+    let healthy_on = |rollouts: Api<Rollout>, previous: Option<String>| async move {
+        let rollout = rollouts.get("web").await.ok()?;
+        let status = rollout.status?;
+        (status.phase.map(|p| p.as_str()) == Some("Healthy")
+            && status.stable_rs.is_some()
+            && status.stable_rs == status.current_pod_hash
+            && status.stable_rs != previous)
+            .then_some(status.stable_rs)
+            .flatten()
+    };
+    let first = eventually("the first revision Healthy", || {
+        healthy_on(rollouts.clone(), None)
+    })
+    .await;
+    rollouts
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "web", "image": "example/web:2"}]}}}})),
+        )
+        .await
+        .expect("update the image");
+    let second = eventually("the second revision Healthy", || {
+        healthy_on(rollouts.clone(), Some(first.clone()))
+    })
+    .await;
+    assert_ne!(first, second);
+
+    let runs = Api::<AnalysisRun>::namespaced(admin.clone(), &name)
+        .list(&ListParams::default())
+        .await
+        .expect("runs");
+    assert!(
+        runs.items.iter().any(|run| {
+            run.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .map(|p| p.as_str())
+                == Some("Successful")
+        }),
+        "the analysis ran and passed: {:?}",
+        runs.items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect::<Vec<_>>()
+    );
+    let route = Api::<DynamicObject>::namespaced_with(
+        admin.clone(),
+        &name,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        ),
+    )
+    .get("web")
+    .await
+    .expect("route");
+    assert_eq!(
+        route.data.pointer("/spec/rules/0/backendRefs/1/weight"),
+        Some(&json!(0)),
+        "all traffic on the new stable: {:?}",
+        route.data
+    );
+    // Created at generation 1; the router (granted through the install) wrote 50, then 0.
+    assert!(
+        route.metadata.generation.unwrap_or_default() >= 3,
+        "the router patched the route: {:?}",
+        route.metadata
+    );
+    stop.send(()).ok();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("the controller stops")
+        .expect("the controller task")
+        .expect("the controller ran without error");
+}
