@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use prometheus_client::registry::Registry;
-use sluice_controller::{ControllerOptions, PluginConfigMap, SluiceController};
+use sluice_controller::{ControllerOptions, LeaderElection, PluginConfigMap, SluiceController};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -52,6 +53,34 @@ pub struct ControllerArgs {
     /// Name of the plugin ConfigMap in the controller's namespace, re-read on every change.
     #[arg(long, default_value = "argo-rollouts-config")]
     plugin_configmap: String,
+    /// Elect a leader among replicas on the Lease `argo-rollouts-controller-lock` in the
+    /// controller's namespace; only the leader reconciles.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// How long a lease that is not renewed keeps other replicas out.
+    #[arg(long, default_value = "15s", value_parser = go_duration)]
+    leader_election_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops leading.
+    #[arg(long, default_value = "10s", value_parser = go_duration)]
+    leader_election_renew_deadline: Duration,
+    /// How often replicas retry to take the lease and the leader renews it.
+    #[arg(long, default_value = "2s", value_parser = go_duration)]
+    leader_election_retry_period: Duration,
+}
+
+fn go_duration(text: &str) -> Result<Duration, String> {
+    sluice_api::duration::parse_go_duration(text).map_err(|error| error.to_string())
+}
+
+/// This replica's identity in the leader election: the host (pod) name and the process id.
+fn identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "sluice".to_string());
+    format!("{host}_{}", std::process::id())
 }
 
 /// How logs are written.
@@ -114,6 +143,12 @@ async fn serve(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
         }),
         builtins: sluice_builtins::components(),
         default_plugins: sluice_builtins::default_plugin_config(),
+        leader_election: args.leader_elect.then(|| LeaderElection {
+            lease_duration: args.leader_election_lease_duration,
+            renew_deadline: args.leader_election_renew_deadline,
+            retry_period: args.leader_election_retry_period,
+            ..LeaderElection::new(namespace.clone(), identity())
+        }),
         ..ControllerOptions::default()
     };
     let mut registry = Registry::default();

@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
@@ -145,5 +146,13 @@ async fn the_controller_process_reconciles_serves_metrics_and_stops_on_sigterm()
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit}");
+
+    // It led through the Lease (leader election is on by default) and released it on SIGTERM.
+    let lease = Api::<Lease>::namespaced(ns.client(), &namespace)
+        .get("argo-rollouts-controller-lock")
+        .await?;
+    let spec = lease.spec.unwrap_or_default();
+    assert_eq!(spec.holder_identity, None, "{spec:?}");
+    assert_eq!(spec.lease_transitions, Some(0), "{spec:?}");
     Ok(())
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sluice_api::analysis::AnalysisRun;
 use sluice_api::rollout::Rollout;
 use sluice_builtins::{BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
-use sluice_controller::{ControllerOptions, PluginConfigMap, SluiceController};
+use sluice_controller::{ControllerOptions, LeaderElection, PluginConfigMap, SluiceController};
 use sluice_localcluster::{LocalCluster, LocalPrometheus};
 use sluice_runtime::{
     Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginLocation, TRAFFIC_ROUTER_PLUGINS_KEY,
@@ -423,6 +423,10 @@ async fn the_controller_runs_a_canary_with_only_the_installed_permissions() {
             name: "argo-rollouts-config".to_owned(),
         }),
         builtins: sluice_builtins::components(),
+        leader_election: Some(LeaderElection {
+            retry_period: std::time::Duration::from_millis(200),
+            ..LeaderElection::new("sluice", "deploy-test")
+        }),
         ..ControllerOptions::default()
     };
     let mut registry = prometheus_client::registry::Registry::default();
@@ -566,6 +570,16 @@ async fn the_controller_runs_a_canary_with_only_the_installed_permissions() {
         route.metadata.generation.unwrap_or_default() >= 3,
         "the router patched the route: {:?}",
         route.metadata
+    );
+    // It reconciled as the elected leader, through the Lease the install lets it hold.
+    let leases = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(admin, "sluice");
+    let lease = leases
+        .get("argo-rollouts-controller-lock")
+        .await
+        .expect("the leader lease");
+    assert_eq!(
+        lease.spec.and_then(|spec| spec.holder_identity).as_deref(),
+        Some("deploy-test")
     );
     stop.send(()).ok();
     tokio::time::timeout(Duration::from_secs(20), task)

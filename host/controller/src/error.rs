@@ -53,6 +53,9 @@ pub enum Error {
     /// The plugins' HTTP client could not be created.
     #[error("creating the plugins' HTTP client: {0}")]
     HttpBackend(#[source] sluice_runtime::HttpFailure),
+    /// Another replica took the leader lease, or it could not be renewed in time.
+    #[error("lost leadership of the controller lease")]
+    LeadershipLost,
     /// An object from the cache has no namespace or name.
     #[error("object without {0}")]
     MissingMetadata(&'static str),
@@ -71,6 +74,7 @@ impl Error {
             Self::MissingMetadata(_) => "missing_metadata",
             Self::Engine(_) => "engine",
             Self::HttpBackend(_) => "http_backend",
+            Self::LeadershipLost => "leadership_lost",
         }
         .to_string()
     }

@@ -27,6 +27,7 @@
 mod analysis;
 mod context;
 mod error;
+pub mod leader;
 pub mod metrics;
 pub mod patch;
 mod plugins;
@@ -57,6 +58,7 @@ use sluice_runtime::{
 
 pub use crate::context::{Context, Stores};
 pub use crate::error::{Error, Result};
+pub use crate::leader::LeaderElection;
 pub use crate::metrics::Metrics;
 pub use crate::plugins::PluginConfigMap;
 
@@ -78,6 +80,9 @@ pub struct ControllerOptions {
     pub default_plugins: BTreeMap<String, String>,
     /// The plugin engine's options.
     pub engine: EngineOptions,
+    /// Elect a leader among replicas on a Lease before reconciling (`--leader-elect`);
+    /// `None` reconciles at once.
+    pub leader_election: Option<LeaderElection>,
     /// Rollouts reconciled at once (Argo's `--rollout-threads`, default 10).
     pub rollout_concurrency: u16,
     /// AnalysisRuns reconciled at once (Argo's `--analysis-threads`, default 30).
@@ -92,6 +97,7 @@ impl Default for ControllerOptions {
             plugin_config: None,
             builtins: BTreeMap::new(),
             default_plugins: BTreeMap::new(),
+            leader_election: None,
             engine: EngineOptions::default(),
             rollout_concurrency: 10,
             analysis_concurrency: 30,
@@ -182,6 +188,25 @@ impl SluiceController {
             ready,
         } = self;
         let shutdown = shutdown.shared();
+        let mut candidate = options
+            .leader_election
+            .clone()
+            .map(|election| leader::Candidate::new(client.clone(), election));
+        if let Some(candidate) = candidate.as_mut() {
+            // A standby replica is healthy and ready: it only waits for the lease.
+            ready.store(true, Ordering::Release);
+            tracing::info!(identity = %candidate.election().identity, "waiting for the leader lease");
+            tokio::select! {
+                () = candidate.acquire() => {}
+                () = shutdown.clone() => return Ok(()),
+            }
+            ready.store(false, Ordering::Release);
+        }
+        let (stop_reconciling, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stop = async {
+            stopped.await.ok();
+        }
+        .shared();
         let mut background = tokio::task::JoinSet::new();
         match &options.plugin_config {
             Some(source) => {
@@ -255,7 +280,7 @@ impl SluiceController {
                 rollouts_naming_service(&service_rollouts, &service)
             })
             .with_config(controller::Config::default().concurrency(options.rollout_concurrency))
-            .graceful_shutdown_on(shutdown.clone())
+            .graceful_shutdown_on(stop.clone())
             .run(rollout::reconcile, rollout::error_policy, context.clone())
             .for_each(|result| async move {
                 if let Err(error) = result {
@@ -264,7 +289,7 @@ impl SluiceController {
             });
         let analysis_controller = Controller::for_stream(own_run_events, own_runs)
             .with_config(controller::Config::default().concurrency(options.analysis_concurrency))
-            .graceful_shutdown_on(shutdown.clone())
+            .graceful_shutdown_on(stop.clone())
             .run(analysis::reconcile, analysis::error_policy, context.clone())
             .for_each(|result| async move {
                 if let Err(error) = result {
@@ -277,10 +302,35 @@ impl SluiceController {
                 tracing::info!("caches synced; controller ready");
             }
         };
+        let supervise = async {
+            let leadership_lost = async {
+                match candidate.as_mut() {
+                    Some(candidate) => candidate.keep_leading().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let lost = tokio::select! {
+                () = shutdown.clone() => false,
+                () = leadership_lost => true,
+            };
+            stop_reconciling.send(()).ok();
+            lost
+        };
         tracing::info!(namespace = ?options.namespace, "controller starting");
-        futures::join!(rollout_controller, analysis_controller, readiness);
+        let ((), (), (), leadership_lost) = futures::join!(
+            rollout_controller,
+            analysis_controller,
+            readiness,
+            supervise
+        );
         ready.store(false, Ordering::Release);
         background.abort_all();
+        if leadership_lost {
+            return Err(Error::LeadershipLost);
+        }
+        if let Some(candidate) = candidate.as_mut() {
+            candidate.release().await;
+        }
         tracing::info!("controller stopped");
         Ok(())
     }
