@@ -28,6 +28,16 @@ fn steps() -> Value {
     ])
 }
 
+/// Writes the plugin ConfigMap listing `routers` (YAML) after the default built-in router
+/// entries.
+async fn install_routers(client: &Client, namespace: &str, routers: &str) -> anyhow::Result<()> {
+    let routers = format!(
+        "{}{routers}",
+        sluice_builtins::DEFAULT_TRAFFIC_ROUTER_PLUGINS
+    );
+    install_plugin_config(client, namespace, &routers, "[]").await
+}
+
 /// Starts a controller with the built-in plugins embedded and the plugin ConfigMap listing
 /// `routers` (YAML) after the default built-in router entries.
 async fn start_controller(
@@ -35,11 +45,7 @@ async fn start_controller(
     namespace: &str,
     routers: &str,
 ) -> anyhow::Result<RunningController> {
-    let routers = format!(
-        "{}{routers}",
-        sluice_builtins::DEFAULT_TRAFFIC_ROUTER_PLUGINS
-    );
-    install_plugin_config(client, namespace, &routers, "[]").await?;
+    install_routers(client, namespace, routers).await?;
     RunningController::start_with(
         client.clone(),
         namespace,
@@ -649,7 +655,8 @@ async fn wait_degraded_with(
 
 /// A router plugin that traps and one that outlives its call timeout: each of their Rollouts is
 /// Degraded with a message naming the plugin and what went wrong, while a third Rollout in the
-/// same namespace goes through a whole update to Healthy; the failing ones stay Degraded.
+/// same namespace goes through a whole update to Healthy; the failing ones stay Degraded until
+/// their plugin is replaced by a working one in the plugin ConfigMap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<()> {
     let _serial = one_at_a_time().await;
@@ -739,6 +746,20 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
             "{name} still names {plugin}"
         );
     }
+
+    // The trapping plugin replaced by a working one: its Rollout recovers without a restart.
+    let echo = fixture_plugin("sluice-fixture-echo-router").await?;
+    let routers = format!(
+        "- name: sluice/trap\n  location: file://{}\n  grants:\n    kube:\n      - {{kinds: [ConfigMap], verbs: [get, create, patch, delete]}}\n",
+        echo.display()
+    );
+    install_routers(&client, &namespace, &routers).await?;
+    let recovered = wait_healthy(&client, &namespace, "trapped").await?;
+    assert_eq!(
+        recovered.status.and_then(|status| status.message),
+        None,
+        "the error is gone once the router works"
+    );
     println!("router failures: test took {:?}", started.elapsed());
     controller.stop().await
 }

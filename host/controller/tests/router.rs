@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use futures::StreamExt;
@@ -48,24 +48,12 @@ async fn traffic_routed_canary_sets_weights_and_returns_traffic_on_abort() -> an
     set_image(&client, &namespace, "shop", "example/app:2").await?;
 
     // Every write of the echo router and every AnalysisRun change, as watch events.
-    let weights = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
-    let failed_runs = Arc::new(Mutex::new(None::<Instant>));
-    let weight_watch = tokio::spawn({
-        let weights = weights.clone();
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-        async move {
-            let config = watcher::Config::default().fields("metadata.name=shop-echo");
-            let mut events = watcher(api, config).applied_objects().boxed();
-            while let Some(Ok(map)) = events.next().await {
-                if let Some(weight) = map.data.unwrap_or_default().get("weight").cloned() {
-                    let mut weights = weights.lock().expect("weights");
-                    if weights.last().map(|(last, _)| last) != Some(&weight) {
-                        weights.push((weight, Instant::now()));
-                    }
-                }
-            }
-        }
-    });
+    let weights = Recording::start(
+        Api::<ConfigMap>::namespaced(client.clone(), &namespace),
+        "shop-echo",
+        |map: &ConfigMap| map.data.as_ref()?.get("weight").cloned(),
+    );
+    let failed_runs = Arc::new(Mutex::new(None::<SystemTime>));
     let run_watch = tokio::spawn({
         let failed_runs = failed_runs.clone();
         let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &namespace);
@@ -78,7 +66,7 @@ async fn traffic_routed_canary_sets_weights_and_returns_traffic_on_abort() -> an
                     failed_runs
                         .lock()
                         .expect("runs")
-                        .get_or_insert_with(Instant::now);
+                        .get_or_insert_with(SystemTime::now);
                 }
             }
         }
@@ -90,9 +78,8 @@ async fn traffic_routed_canary_sets_weights_and_returns_traffic_on_abort() -> an
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    weight_watch.abort();
     run_watch.abort();
-    let weights = weights.lock().expect("weights").clone();
+    let weights = weights.timed();
     let sequence: Vec<&str> = weights.iter().map(|(weight, _)| weight.as_str()).collect();
     let position = |wanted: &str| sequence.iter().position(|weight| *weight == wanted);
     assert!(
@@ -116,7 +103,7 @@ async fn traffic_routed_canary_sets_weights_and_returns_traffic_on_abort() -> an
     let (_, stable_at) = weights.last().expect("a weight");
     println!(
         "AnalysisRun Failed event -> weight 0 event (both seen by watches): {:?}",
-        stable_at.saturating_duration_since(failed_at)
+        stable_at.duration_since(failed_at).unwrap_or_default()
     );
 
     let status = aborted.status.clone().unwrap_or_default();

@@ -147,8 +147,8 @@ pub async fn install_plugins(client: &Client, namespace: &str) -> anyhow::Result
     .await
 }
 
-/// Creates the plugin ConfigMap with these `trafficRouterPlugins` and `metricProviderPlugins`
-/// lists (YAML).
+/// Creates or replaces the plugin ConfigMap with these `trafficRouterPlugins` and
+/// `metricProviderPlugins` lists (YAML).
 pub async fn install_plugin_config(
     client: &Client,
     namespace: &str,
@@ -165,7 +165,11 @@ pub async fn install_plugin_config(
         },
     }))?;
     Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &config_map)
+        .patch(
+            PLUGIN_CONFIG_MAP,
+            &PatchParams::apply("sluice-tests").force(),
+            &Patch::Apply(&config_map),
+        )
         .await?;
     Ok(())
 }
