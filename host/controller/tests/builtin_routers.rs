@@ -28,29 +28,20 @@ fn steps() -> Value {
     ])
 }
 
-/// Writes the plugin ConfigMap listing `routers` (YAML) after the default built-in router
-/// entries.
-async fn install_routers(client: &Client, namespace: &str, routers: &str) -> anyhow::Result<()> {
-    let routers = format!(
-        "{}{routers}",
-        sluice_builtins::DEFAULT_TRAFFIC_ROUTER_PLUGINS
-    );
-    install_plugin_config(client, namespace, &routers, "[]").await
-}
-
-/// Starts a controller with the built-in plugins embedded and the plugin ConfigMap listing
-/// `routers` (YAML) after the default built-in router entries.
+/// Starts a controller configured like a default install (the built-in plugins embedded and
+/// configured), with the plugin ConfigMap listing `routers` (YAML) over them.
 async fn start_controller(
     client: &Client,
     namespace: &str,
     routers: &str,
 ) -> anyhow::Result<RunningController> {
-    install_routers(client, namespace, routers).await?;
+    install_plugin_config(client, namespace, routers, "[]").await?;
     RunningController::start_with(
         client.clone(),
         namespace,
         ControllerOptions {
             builtins: sluice_builtins::components(),
+            default_plugins: sluice_builtins::default_plugin_config(),
             ..ControllerOptions::default()
         },
     )
@@ -198,7 +189,7 @@ async fn nginx_canary_moves_the_canary_ingress_weight_step_by_step() -> anyhow::
     )
     .await?;
     let stable_ingress = ingresses.get("web").await?;
-    let controller = start_controller(&client, &namespace, "").await?;
+    let controller = start_controller(&client, &namespace, "[]").await?;
 
     let canary = routed_canary(json!({"nginx": {"stableIngress": "web"}}));
     create_rollout(&client, &namespace, &rollout("web", 5, canary)).await?;
@@ -373,7 +364,7 @@ async fn istio_host_canary_sets_virtual_service_weights() -> anyhow::Result<()> 
         }),
     )
     .await?;
-    let controller = start_controller(&client, &namespace, "").await?;
+    let controller = start_controller(&client, &namespace, "[]").await?;
 
     let canary = routed_canary(json!({
         "istio": {"virtualService": {"name": "web", "routes": ["primary"]}},
@@ -475,7 +466,7 @@ async fn istio_subset_canary_pins_destination_rule_subsets() -> anyhow::Result<(
         }),
     )
     .await?;
-    let controller = start_controller(&client, &namespace, "").await?;
+    let controller = start_controller(&client, &namespace, "[]").await?;
 
     let canary = routed_canary(json!({"istio": {
         "virtualService": {"name": "web", "routes": ["primary"]},
@@ -587,7 +578,7 @@ async fn gateway_api_canary_sets_http_route_backend_weights() -> anyhow::Result<
         }),
     )
     .await?;
-    let controller = start_controller(&client, &namespace, "").await?;
+    let controller = start_controller(&client, &namespace, "[]").await?;
 
     let canary = routed_canary(json!({"plugins": {
         "argoproj-labs/gatewayAPI": {"httpRoute": "web", "namespace": namespace},
@@ -753,7 +744,7 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         "- name: sluice/trap\n  location: file://{}\n  grants:\n    kube:\n      - {{kinds: [ConfigMap], verbs: [get, create, patch, delete]}}\n",
         echo.display()
     );
-    install_routers(&client, &namespace, &routers).await?;
+    install_plugin_config(&client, &namespace, &routers, "[]").await?;
     let recovered = wait_healthy(&client, &namespace, "trapped").await?;
     assert_eq!(
         recovered.status.and_then(|status| status.message),
