@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
@@ -394,25 +393,8 @@ async fn the_controller_runs_a_canary_with_only_the_installed_permissions() {
     let admin = cluster.client().expect("client");
     apply_all(&admin, &render(&root().join("deploy")), false).await;
 
-    // Grant the Prometheus provider the test's Prometheus, as an operator would.
+    // The default grants let the Prometheus provider reach the address its metric names.
     let prometheus = LocalPrometheus::start(&[]).await.expect("prometheus");
-    let mut providers: Vec<serde_yaml::Value> =
-        serde_yaml::from_str(DEFAULT_METRIC_PROVIDER_PLUGINS).expect("defaults");
-    for entry in &mut providers {
-        if entry["name"] == "prometheus" {
-            entry["grants"]["http"] = serde_yaml::Value::Sequence(vec![prometheus.url().into()]);
-        }
-    }
-    Api::<ConfigMap>::namespaced(admin.clone(), "sluice")
-        .patch(
-            "argo-rollouts-config",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {
-                METRIC_PROVIDER_PLUGINS_KEY: serde_yaml::to_string(&providers).expect("yaml"),
-            }})),
-        )
-        .await
-        .expect("patch the plugin ConfigMap");
 
     let mut config = cluster.config().clone();
     config.auth_info.impersonate = Some(CONTROLLER_USER.to_owned());
@@ -427,6 +409,7 @@ async fn the_controller_runs_a_canary_with_only_the_installed_permissions() {
             retry_period: std::time::Duration::from_millis(200),
             ..LeaderElection::new("sluice", "deploy-test")
         }),
+        default_plugins: sluice_builtins::default_plugin_config(),
         ..ControllerOptions::default()
     };
     let mut registry = prometheus_client::registry::Registry::default();

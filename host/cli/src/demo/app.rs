@@ -1,25 +1,18 @@
-//! The demo application and its configuration: CRDs, the plugin ConfigMap, two Services, an
-//! HTTPRoute, an AnalysisTemplate querying Prometheus and a canary Rollout routed through the
+//! The demo application: CRDs, two Services, an HTTPRoute, an AnalysisTemplate querying Prometheus and a canary Rollout routed through the
 //! Gateway API plugin.
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sluice_api::analysis::AnalysisTemplate;
 use sluice_api::rollout::Rollout;
-use sluice_builtins::{DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
 use sluice_localcluster::LocalCluster;
-use sluice_runtime::{METRIC_PROVIDER_PLUGINS_KEY, TRAFFIC_ROUTER_PLUGINS_KEY};
 
 /// The namespace of the demo app (the kubeconfig's default namespace).
 pub const NAMESPACE: &str = "default";
-/// The controller's namespace, holding the plugin ConfigMap.
-pub const CONTROLLER_NAMESPACE: &str = "sluice";
-/// The plugin ConfigMap's name (Argo's).
-pub const PLUGIN_CONFIG_MAP: &str = "argo-rollouts-config";
 /// The Rollout.
 pub const ROLLOUT: &str = "demo";
 /// The Service the stable ReplicaSet serves behind.
@@ -73,37 +66,6 @@ pub async fn install_crds(cluster: &LocalCluster) -> anyhow::Result<()> {
         .await
         .context("installing the Gateway API CRDs")?;
     Ok(())
-}
-
-/// The plugin ConfigMap's data: the built-in plugins with their default grants, the Prometheus
-/// provider additionally allowed to reach `prometheus_url`.
-pub fn plugin_config(prometheus_url: &str) -> anyhow::Result<Value> {
-    let mut providers: Vec<serde_yaml::Value> =
-        serde_yaml::from_str(DEFAULT_METRIC_PROVIDER_PLUGINS)
-            .context("parsing the default metric-provider plugins")?;
-    let prometheus = providers
-        .iter_mut()
-        .find(|entry| entry.get("name").and_then(serde_yaml::Value::as_str) == Some("prometheus"))
-        .context("the default metric-provider plugins have no prometheus entry")?;
-    prometheus["grants"]["http"] = serde_yaml::Value::Sequence(vec![prometheus_url.into()]);
-    Ok(json!({
-        TRAFFIC_ROUTER_PLUGINS_KEY: DEFAULT_TRAFFIC_ROUTER_PLUGINS,
-        METRIC_PROVIDER_PLUGINS_KEY: serde_yaml::to_string(&providers)?,
-    }))
-}
-
-/// Creates the controller's namespace and the plugin ConfigMap in it.
-pub async fn install_plugin_config(client: &Client, prometheus_url: &str) -> anyhow::Result<()> {
-    create(
-        &Api::<Namespace>::all(client.clone()),
-        json!({"metadata": {"name": CONTROLLER_NAMESPACE}}),
-    )
-    .await?;
-    create(
-        &Api::<ConfigMap>::namespaced(client.clone(), CONTROLLER_NAMESPACE),
-        json!({"metadata": {"name": PLUGIN_CONFIG_MAP}, "data": plugin_config(prometheus_url)?}),
-    )
-    .await
 }
 
 /// The analysis query: the canary ReplicaSet's share of HTTP 5xx answers over the rate window.

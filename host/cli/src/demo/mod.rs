@@ -26,7 +26,7 @@ use kube::{Client, ResourceExt};
 use sluice_api::analysis::AnalysisRun;
 use sluice_api::labels::POD_TEMPLATE_HASH;
 use sluice_api::rollout::{Rollout, RolloutPhase};
-use sluice_controller::{ControllerOptions, PluginConfigMap, SluiceController};
+use sluice_controller::{ControllerOptions, SluiceController};
 use sluice_localcluster::{KubeletConfig, LocalCluster, LocalPrometheus, MetricsExporter, Options};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -161,7 +161,6 @@ kube-controller-manager) with a simulated kubelet that runs the demo's Pods",
     let prometheus = LocalPrometheus::start(&[exporter.address()])
         .await
         .context("starting Prometheus")?;
-    app::install_plugin_config(&client, &prometheus.url()).await?;
 
     view.say(
         "Starting the Sluice controller in this process, with the built-in Gateway API router and \
@@ -361,12 +360,11 @@ struct RunningController {
 
 impl RunningController {
     fn start(client: Client) -> anyhow::Result<Self> {
+        // The built-ins with their default grants, no ConfigMap: the Prometheus provider may
+        // reach the address each metric names (`httpFromConfig`).
         let options = ControllerOptions {
-            plugin_config: Some(PluginConfigMap {
-                namespace: app::CONTROLLER_NAMESPACE.to_owned(),
-                name: app::PLUGIN_CONFIG_MAP.to_owned(),
-            }),
             builtins: sluice_builtins::components(),
+            default_plugins: sluice_builtins::default_plugin_config(),
             ..ControllerOptions::default()
         };
         let mut registry = prometheus_client::registry::Registry::default();
