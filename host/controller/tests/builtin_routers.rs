@@ -644,8 +644,8 @@ async fn wait_degraded_with(
         .unwrap_or_default())
 }
 
-/// A router plugin that traps and one that outlives its call timeout: each of their Rollouts is
-/// Degraded with a message naming the plugin and what went wrong, while a third Rollout in the
+/// A router plugin that traps, one that outlives its call timeout and one that is not
+/// configured: each of their Rollouts is Degraded with a message naming the plugin and what went wrong, while a third Rollout in the
 /// same namespace goes through a whole update to Healthy; the failing ones stay Degraded until
 /// their plugin is replaced by a working one in the plugin ConfigMap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -663,7 +663,7 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         trap.display(),
         slow.display()
     );
-    for name in ["trapped", "slow"] {
+    for name in ["trapped", "slow", "unconfigured"] {
         create_service(&client, &namespace, &format!("{name}-canary"), name).await?;
         create_service(&client, &namespace, &format!("{name}-stable"), name).await?;
     }
@@ -687,6 +687,16 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         &client,
         &namespace,
         &rollout("slow", 2, routed_by("slow", "sluice/slow")),
+    )
+    .await?;
+    create_rollout(
+        &client,
+        &namespace,
+        &rollout(
+            "unconfigured",
+            2,
+            routed_by("unconfigured", "sluice/missing"),
+        ),
     )
     .await?;
     create_rollout(
@@ -718,7 +728,14 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         ],
     )
     .await?;
-    println!("trapped: {trapped}\nslow: {slow}");
+    let unconfigured = wait_degraded_with(
+        &client,
+        &namespace,
+        "unconfigured",
+        &["ReconciliationError", "sluice/missing", "is not available"],
+    )
+    .await?;
+    println!("trapped: {trapped}\nslow: {slow}\nunconfigured: {unconfigured}");
 
     wait_healthy(&client, &namespace, "steady").await?;
     set_image(&client, &namespace, "steady", "example/app:2").await?;
@@ -726,7 +743,11 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         wait_paused_at_step(&client, &namespace, "steady", index).await?;
     }
     wait_healthy(&client, &namespace, "steady").await?;
-    for (name, plugin) in [("trapped", "sluice/trap"), ("slow", "sluice/slow")] {
+    for (name, plugin) in [
+        ("trapped", "sluice/trap"),
+        ("slow", "sluice/slow"),
+        ("unconfigured", "sluice/missing"),
+    ] {
         let status = get_rollout(&client, &namespace, name)
             .await?
             .status
