@@ -158,19 +158,13 @@ fn number(value: Option<&Value>) -> i64 {
     value.and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// NGINX: the canary Ingress `web-web-canary` carries each step's weight; the user's Ingress is
-/// never written; at the end the weight is 0 with the new revision stable, and the old
-/// ReplicaSet is scaled down only after `scaleDownDelaySeconds`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_canary_moves_the_canary_ingress_weight_step_by_step() -> anyhow::Result<()> {
-    let _serial = one_at_a_time().await;
-    let started = std::time::Instant::now();
-    let cluster = LocalCluster::shared();
-    let ns = cluster.namespace("ctl-nginx").await?;
-    let client = ns.client();
-    let namespace = ns.name().to_string();
-    create_services(&client, &namespace).await?;
-    let ingresses = dynamic_api(&client, &namespace, "networking.k8s.io", "v1", "Ingress");
+/// Creates the Services and the user's Ingress `web` (to `web-stable`); returns the Ingress API.
+async fn create_stable_ingress(
+    client: &Client,
+    namespace: &str,
+) -> anyhow::Result<Api<DynamicObject>> {
+    create_services(client, namespace).await?;
+    let ingresses = dynamic_api(client, namespace, "networking.k8s.io", "v1", "Ingress");
     create_object(
         &ingresses,
         json!({
@@ -188,6 +182,33 @@ async fn nginx_canary_moves_the_canary_ingress_weight_step_by_step() -> anyhow::
         }),
     )
     .await?;
+    Ok(ingresses)
+}
+
+/// (canary, stable) weights of a canary Ingress: its `canary-weight` annotation when it is
+/// marked `canary: "true"`.
+fn canary_ingress_weights(ingress: &DynamicObject) -> Option<(i64, i64)> {
+    let annotations = ingress.annotations();
+    (annotations.get("nginx.ingress.kubernetes.io/canary")? == "true").then_some(())?;
+    let weight: i64 = annotations
+        .get("nginx.ingress.kubernetes.io/canary-weight")?
+        .parse()
+        .ok()?;
+    Some((weight, 100 - weight))
+}
+
+/// NGINX: the canary Ingress `web-web-canary` carries each step's weight; the user's Ingress is
+/// never written; at the end the weight is 0 with the new revision stable, and the old
+/// ReplicaSet is scaled down only after `scaleDownDelaySeconds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_canary_moves_the_canary_ingress_weight_step_by_step() -> anyhow::Result<()> {
+    let _serial = one_at_a_time().await;
+    let started = std::time::Instant::now();
+    let cluster = LocalCluster::shared();
+    let ns = cluster.namespace("ctl-nginx").await?;
+    let client = ns.client();
+    let namespace = ns.name().to_string();
+    let ingresses = create_stable_ingress(&client, &namespace).await?;
     let stable_ingress = ingresses.get("web").await?;
     let controller = start_controller(&client, &namespace, "[]").await?;
 
@@ -210,22 +231,13 @@ async fn nginx_canary_moves_the_canary_ingress_weight_step_by_step() -> anyhow::
             Some((replicas, deadline))
         },
     );
-    let canary_weight = |ingress: &DynamicObject| {
-        let annotations = ingress.annotations();
-        (annotations.get("nginx.ingress.kubernetes.io/canary")? == "true").then_some(())?;
-        let weight: i64 = annotations
-            .get("nginx.ingress.kubernetes.io/canary-weight")?
-            .parse()
-            .ok()?;
-        Some((weight, 100 - weight))
-    };
     let run = follow_update(
         &client,
         &namespace,
         first,
         &ingresses,
         "web-web-canary",
-        canary_weight,
+        canary_ingress_weights,
     )
     .await?;
 
@@ -290,6 +302,58 @@ async fn nginx_canary_moves_the_canary_ingress_weight_step_by_step() -> anyhow::
         run.weights,
         started.elapsed()
     );
+    controller.stop().await
+}
+
+/// NGINX abort at the first step: the canary Ingress is back at weight 0 by the time the
+/// Rollout reports Degraded, and the user's Ingress is never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_abort_returns_the_canary_ingress_to_weight_0() -> anyhow::Result<()> {
+    let _serial = one_at_a_time().await;
+    let started = std::time::Instant::now();
+    let cluster = LocalCluster::shared();
+    let ns = cluster.namespace("ctl-nginx-abort").await?;
+    let client = ns.client();
+    let namespace = ns.name().to_string();
+    let ingresses = create_stable_ingress(&client, &namespace).await?;
+    let stable_ingress = ingresses.get("web").await?;
+    let controller = start_controller(&client, &namespace, "[]").await?;
+
+    let canary = routed_canary(json!({"nginx": {"stableIngress": "web"}}));
+    create_rollout(&client, &namespace, &rollout("web", 5, canary)).await?;
+    wait_healthy(&client, &namespace, "web").await?;
+    set_image(&client, &namespace, "web", "example/app:2").await?;
+    wait_paused_at_step(&client, &namespace, "web", 1).await?;
+    assert_eq!(
+        canary_ingress_weights(&ingresses.get("web-web-canary").await?),
+        Some((20, 80))
+    );
+    patch_status(&client, &namespace, "web", json!({"abort": true})).await?;
+    let aborted = wait_rollout(&client, &namespace, "web", "Degraded", |rollout| {
+        rollout
+            .status
+            .as_ref()
+            .and_then(|status| status.phase)
+            .map(|phase| phase.as_str())
+            == Some("Degraded")
+    })
+    .await?;
+    assert_eq!(
+        canary_ingress_weights(&ingresses.get("web-web-canary").await?),
+        Some((0, 100)),
+        "traffic is back on stable before the Rollout reports the abort"
+    );
+    let message = aborted
+        .status
+        .and_then(|status| status.message)
+        .unwrap_or_default();
+    assert!(message.starts_with("RolloutAborted"), "{message}");
+    assert_eq!(
+        ingresses.get("web").await?.resource_version(),
+        stable_ingress.resource_version(),
+        "the user's Ingress is never written"
+    );
+    println!("nginx abort: test took {:?}", started.elapsed());
     controller.stop().await
 }
 
