@@ -18,6 +18,7 @@ pub mod hash;
 pub mod observed;
 pub mod plan;
 pub mod replicas;
+pub mod restart;
 mod runs;
 pub mod status;
 
@@ -49,12 +50,14 @@ pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
         Strategy::BlueGreen(blue_green) => bluegreen::plan(observed, now, blue_green, forced_abort),
     };
     let planned = plan_with(None);
-    match planned.deadline_abort {
+    let mut plan = match planned.deadline_abort {
         // The progress deadline passed with `progressDeadlineAbort`: plan again with the abort
         // applied up front so that traffic leaves the canary in this same plan.
         Some(message) => plan_with(Some(message)).plan,
         None => planned.plan,
-    }
+    };
+    restart::plan_restart(observed, now, &mut plan);
+    plan
 }
 
 /// The violation reported when a Rollout has no strategy or both.

@@ -28,6 +28,9 @@ pub struct Observed {
     /// Spec violations (`path: message`), from `sluice_api::validation`; non-empty means
     /// `InvalidSpec`.
     pub validation_errors: Vec<String>,
+    /// The pods of the Rollout's ReplicaSets, listed only while a restart is due
+    /// ([`crate::restart::restart_due`]); `None` otherwise.
+    pub pods: Option<Vec<crate::restart::ObservedPod>>,
 }
 
 /// A ReplicaSet owned by the Rollout.

@@ -126,6 +126,11 @@ pub enum Action {
         /// Experiment name.
         name: String,
     },
+    /// Evict a pod created before `spec.restartAt` (a rolling restart).
+    EvictPod {
+        /// Pod name.
+        name: String,
+    },
     /// Run (or poll) the step plugin of the current `plugin` step; its outcome comes back in
     /// [`crate::Observed::step_plugin_reports`].
     RunStepPlugin {

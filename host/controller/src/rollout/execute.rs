@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
@@ -118,6 +118,7 @@ pub(crate) async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Re
                     .patch::<Experiment>(name, "Experiment", json!({"spec": {"terminate": true}}))
                     .await?;
             }
+            Action::EvictPod { name } => writer.evict_pod(name).await?,
             Action::CreateExperiment(_) => return Err(Error::Unsupported("the experiment step")),
             Action::RunStepPlugin { .. } => return Err(Error::Unsupported("the plugin step")),
         }
@@ -264,6 +265,24 @@ impl Writer<'_> {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(source) => Err(Error::kube(format!("delete ReplicaSet {name}"), source)),
+        }
+    }
+
+    /// Evicts a pod for a restart. A PodDisruptionBudget refusing it (429) or a pod already
+    /// gone is not an error: the next reconcile tries again.
+    async fn evict_pod(&self, name: &str) -> Result<()> {
+        let result = self
+            .api::<Pod>()
+            .evict(name, &kube::api::EvictParams::default())
+            .await;
+        self.count("Pod", "Evict", &result);
+        match result {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 429) => {
+                tracing::info!(pod = name, reason = %status.message, "pod not evicted now");
+                Ok(())
+            }
+            Err(source) => Err(Error::kube(format!("evict Pod {name}"), source)),
         }
     }
 

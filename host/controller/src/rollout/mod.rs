@@ -60,8 +60,12 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action> {
     if !ctx.caches_synced() {
         return Ok(Action::requeue(CACHE_SYNC_RETRY));
     }
-    let observed = observe::observe(rollout, ctx);
-    let plan = sluice_core::plan(&observed, Timestamp::now());
+    let now = Timestamp::now();
+    let mut observed = observe::observe(rollout, ctx);
+    if sluice_core::restart::restart_due(rollout, now).is_some() {
+        observed.pods = Some(observe::list_pods(rollout, &observed.replica_sets, ctx).await?);
+    }
+    let plan = sluice_core::plan(&observed, now);
     if !plan.actions.is_empty() {
         tracing::info!(actions = plan.actions.len(), "executing plan");
     }

@@ -1,11 +1,13 @@
-//! Builds the planner's [`Observed`] from the caches: no API request.
+//! Builds the planner's [`Observed`] from the caches: no API request (except listing pods
+//! while a restart is due).
 
 use std::str::FromStr;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 use sluice_api::analysis::AnalysisPhase;
 use sluice_api::labels;
 use sluice_api::rollout::Rollout;
@@ -16,8 +18,10 @@ use sluice_core::hash::pod_template_hash;
 use sluice_core::observed::{
     ObservedAnalysisRun, ObservedExperiment, ObservedReplicaSet, ObservedService,
 };
+use sluice_core::restart::ObservedPod;
 
 use crate::context::Context;
+use crate::error::{Error, Result};
 
 /// What the controller knows about `rollout`, read from the caches.
 pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
@@ -99,7 +103,63 @@ pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        pods: None,
     }
+}
+
+/// Lists the pods of the Rollout's ReplicaSets (only while a restart is due: pods are not
+/// watched).
+pub(crate) async fn list_pods(
+    rollout: &Rollout,
+    replica_sets: &[ObservedReplicaSet],
+    ctx: &Context,
+) -> Result<Vec<ObservedPod>> {
+    let namespace = rollout.namespace().unwrap_or_default();
+    let hashes: Vec<&str> = replica_sets
+        .iter()
+        .map(|rs| rs.pod_template_hash.as_str())
+        .collect();
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selector = format!("{} in ({})", labels::POD_TEMPLATE_HASH, hashes.join(","));
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::kube("list the pods to restart", source))?;
+    let names: Vec<&str> = replica_sets.iter().map(|rs| rs.name.as_str()).collect();
+    Ok(pods
+        .items
+        .into_iter()
+        .filter(|pod| {
+            pod.owner_references()
+                .iter()
+                .any(|owner| owner.kind == "ReplicaSet" && names.contains(&owner.name.as_str()))
+        })
+        .map(|pod| ObservedPod {
+            pod_template_hash: pod
+                .labels()
+                .get(labels::POD_TEMPLATE_HASH)
+                .cloned()
+                .unwrap_or_default(),
+            created_at: pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |time| time.0),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            ready: pod
+                .status
+                .as_ref()
+                .and_then(|status| status.conditions.as_ref())
+                .is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|condition| condition.type_ == "Ready" && condition.status == "True")
+                }),
+            name: pod.name_any(),
+        })
+        .collect())
 }
 
 fn is_controlled_by(

@@ -22,6 +22,7 @@ use sluice_core::observed::{
     ObservedAnalysisRun, ObservedExperiment, ObservedReplicaSet, ObservedService,
     WeightVerification,
 };
+use sluice_core::restart::ObservedPod;
 use sluice_core::{Action, Observed, Plan, RouterCall, plan};
 
 /// 2026-01-01T00:00:00Z.
@@ -240,6 +241,7 @@ impl Sim {
             rs.ready_replicas = rs.spec_replicas;
             rs.available_replicas = rs.spec_replicas;
         }
+        self.make_listed_pods_ready();
     }
 
     pub fn apply(&mut self, plan: &Plan) {
@@ -338,10 +340,75 @@ impl Sim {
                         experiment.terminating = true;
                     }
                 }
+                Action::EvictPod { name } => self.evict(name),
                 Action::RunStepPlugin { .. } => {}
             }
         }
         self.observed.rollout.status = Some(plan.status.clone());
+    }
+
+    /// Lists the pods of every ReplicaSet, as the controller does while a restart is due:
+    /// `<rs>-<i>`, created with their ReplicaSet.
+    pub fn list_pods(&mut self) {
+        let pods = self
+            .observed
+            .replica_sets
+            .iter()
+            .flat_map(|rs| {
+                (0..rs.spec_replicas).map(|index| ObservedPod {
+                    name: format!("{}-{index}", rs.name),
+                    pod_template_hash: rs.pod_template_hash.clone(),
+                    created_at: rs.created_at,
+                    terminating: false,
+                    ready: index < rs.available_replicas,
+                })
+            })
+            .collect();
+        self.observed.pods = Some(pods);
+    }
+
+    /// An eviction: the pod terminates and its ReplicaSet has one pod fewer available.
+    fn evict(&mut self, name: &str) {
+        let Some(pod) = self
+            .observed
+            .pods
+            .iter_mut()
+            .flatten()
+            .find(|pod| pod.name == name)
+        else {
+            return;
+        };
+        pod.terminating = true;
+        let hash = pod.pod_template_hash.clone();
+        if let Some(rs) = self
+            .observed
+            .replica_sets
+            .iter_mut()
+            .find(|rs| rs.pod_template_hash == hash)
+        {
+            rs.available_replicas -= 1;
+            rs.ready_replicas -= 1;
+        }
+    }
+
+    /// Every listed pod that is not terminating becomes ready.
+    fn make_listed_pods_ready(&mut self) {
+        for pod in self.observed.pods.iter_mut().flatten() {
+            pod.ready = !pod.terminating;
+        }
+    }
+
+    /// The ReplicaSets replace their terminated pods with new ones, created now.
+    pub fn replace_evicted_pods(&mut self) {
+        let now = self.now;
+        for pod in self.observed.pods.iter_mut().flatten() {
+            if pod.terminating {
+                pod.name = format!("{}-new", pod.name);
+                pod.created_at = now;
+                pod.terminating = false;
+                pod.ready = false;
+            }
+        }
     }
 
     fn replica_set(&mut self, name: &str) -> &mut ObservedReplicaSet {
