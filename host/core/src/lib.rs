@@ -15,6 +15,7 @@ mod canary;
 mod context;
 pub mod experiment;
 pub mod hash;
+pub mod history;
 pub mod observed;
 pub mod plan;
 pub mod replicas;
@@ -57,6 +58,7 @@ pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
         None => planned.plan,
     };
     restart::plan_restart(observed, now, &mut plan);
+    history::collect_history(observed, &mut plan);
     plan
 }
 

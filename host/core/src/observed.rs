@@ -106,6 +106,8 @@ pub struct ObservedAnalysisRun {
     pub message: Option<String>,
     /// `spec.terminate` is already set.
     pub terminating: bool,
+    /// `metadata.creationTimestamp` (history limits delete the oldest first).
+    pub created_at: Timestamp,
 }
 
 /// An Experiment owned by the Rollout.
@@ -119,6 +121,8 @@ pub struct ObservedExperiment {
     pub message: Option<String>,
     /// `spec.terminate` is already set.
     pub terminating: bool,
+    /// `metadata.creationTimestamp` (history limits delete the oldest first).
+    pub created_at: Timestamp,
 }
 
 /// The outcome of the last `verify-weight` call.

@@ -126,6 +126,16 @@ pub enum Action {
         /// Experiment name.
         name: String,
     },
+    /// Delete a completed AnalysisRun beyond the Rollout's history limits.
+    DeleteAnalysisRun {
+        /// AnalysisRun name.
+        name: String,
+    },
+    /// Delete a completed Experiment beyond the Rollout's history limits.
+    DeleteExperiment {
+        /// Experiment name.
+        name: String,
+    },
     /// Evict a pod created before `spec.restartAt` (a rolling restart).
     EvictPod {
         /// Pod name.

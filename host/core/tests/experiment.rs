@@ -101,6 +101,7 @@ fn run(name: &str, phase: AnalysisPhase) -> ObservedAnalysisRun {
         phase,
         message: (phase == Failed).then(|| "metric \"m\" assessed Failed".to_string()),
         terminating: false,
+        created_at: t0(),
     }
 }
 
@@ -633,6 +634,7 @@ impl World {
                     phase: Pending,
                     message: None,
                     terminating: false,
+                    created_at: t0(),
                 }),
                 ExperimentAction::TerminateAnalysisRun { name } => {
                     for run in self.runs.iter_mut().filter(|run| &run.name == name) {

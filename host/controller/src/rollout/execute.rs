@@ -87,7 +87,9 @@ pub(crate) async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Re
                     json!({"metadata": {"annotations": {labels::SCALE_DOWN_DEADLINE: null}}});
                 pending.push(writer.patch_replica_set(name, patch).await?);
             }
-            Action::DeleteReplicaSet { name } => writer.delete_replica_set(name).await?,
+            Action::DeleteReplicaSet { name } => {
+                writer.delete::<ReplicaSet>(name, "ReplicaSet").await?
+            }
             Action::SetRolloutRevision { revision } => {
                 writer.patch_rollout_revision(*revision).await?;
             }
@@ -119,6 +121,12 @@ pub(crate) async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Re
                     .await?;
             }
             Action::EvictPod { name } => writer.evict_pod(name).await?,
+            Action::DeleteAnalysisRun { name } => {
+                writer.delete::<AnalysisRun>(name, "AnalysisRun").await?
+            }
+            Action::DeleteExperiment { name } => {
+                writer.delete::<Experiment>(name, "Experiment").await?
+            }
             Action::CreateExperiment(_) => return Err(Error::Unsupported("the experiment step")),
             Action::RunStepPlugin { .. } => return Err(Error::Unsupported("the plugin step")),
         }
@@ -255,16 +263,23 @@ impl Writer<'_> {
         result.map_err(|source| Error::kube(format!("patch {kind} {name}"), source))
     }
 
-    async fn delete_replica_set(&self, name: &str) -> Result<()> {
+    /// Deletes an object of the Rollout's namespace (in the background); already gone is fine.
+    async fn delete<K>(&self, name: &str, kind: &str) -> Result<()>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
         let result = self
-            .api::<ReplicaSet>()
+            .api::<K>()
             .delete(name, &DeleteParams::background())
             .await;
-        self.count("ReplicaSet", "Delete", &result);
+        self.count(kind, "Delete", &result);
         match result {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(source) => Err(Error::kube(format!("delete ReplicaSet {name}"), source)),
+            Err(source) => Err(Error::kube(format!("delete {kind} {name}"), source)),
         }
     }
 

@@ -66,6 +66,7 @@ pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
                     .unwrap_or(AnalysisPhase::Pending),
                 message: status.and_then(|status| status.message.clone()),
                 terminating: run.spec.terminate,
+                created_at: created_at(&run.metadata),
             }
         })
         .collect();
@@ -86,6 +87,7 @@ pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
                     .unwrap_or(AnalysisPhase::Pending),
                 message: status.and_then(|status| status.message.clone()),
                 terminating: experiment.spec.terminate,
+                created_at: created_at(&experiment.metadata),
             }
         })
         .collect();
@@ -142,11 +144,7 @@ pub(crate) async fn list_pods(
                 .get(labels::POD_TEMPLATE_HASH)
                 .cloned()
                 .unwrap_or_default(),
-            created_at: pod
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(Timestamp::UNIX_EPOCH, |time| time.0),
+            created_at: created_at(&pod.metadata),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             ready: pod
                 .status
@@ -160,6 +158,13 @@ pub(crate) async fn list_pods(
             name: pod.name_any(),
         })
         .collect())
+}
+
+fn created_at(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Timestamp {
+    metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(Timestamp::UNIX_EPOCH, |time| time.0)
 }
 
 fn is_controlled_by(

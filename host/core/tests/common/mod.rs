@@ -310,6 +310,7 @@ impl Sim {
                         phase: AnalysisPhase::Running,
                         message: None,
                         terminating: false,
+                        created_at: self.now,
                     })
                 }
                 Action::TerminateAnalysisRun { name } => {
@@ -328,6 +329,7 @@ impl Sim {
                         phase: AnalysisPhase::Running,
                         message: None,
                         terminating: false,
+                        created_at: self.now,
                     })
                 }
                 Action::TerminateExperiment { name } => {
@@ -341,6 +343,12 @@ impl Sim {
                     }
                 }
                 Action::EvictPod { name } => self.evict(name),
+                Action::DeleteAnalysisRun { name } => {
+                    self.observed.analysis_runs.retain(|run| run.name != *name)
+                }
+                Action::DeleteExperiment { name } => {
+                    self.observed.experiments.retain(|e| e.name != *name)
+                }
                 Action::RunStepPlugin { .. } => {}
             }
         }
