@@ -406,9 +406,7 @@ async fn write_status(run: &AnalysisRun, outcome: &RunOutcome, ctx: &Context) ->
     if !patch_status(ctx, run, &old, &new, &ctx.stores.analysis_runs_for_analysis).await? {
         return Ok(());
     }
-    for event in &outcome.events {
-        tracing::info!(reason = %event.reason, message = %event.message, "analysis event");
-    }
+    crate::events::publish(ctx, run, "Analyze", &outcome.events).await;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::experiment::Experiment;
@@ -53,6 +54,8 @@ pub struct Context {
     pub weight_verifications: Mutex<HashMap<ObjectRef<Rollout>, WeightVerification>>,
     /// Set once every cache has listed its objects.
     pub caches_synced: Arc<AtomicBool>,
+    /// Who reports the controller's Kubernetes Events.
+    pub reporter: Reporter,
 }
 
 /// How long a reconcile waits for its own writes to reach the caches before returning, so the

@@ -27,6 +27,7 @@
 mod analysis;
 mod context;
 mod error;
+pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod patch;
@@ -269,6 +270,7 @@ impl SluiceController {
             metrics,
             weight_verifications: Default::default(),
             caches_synced: ready.clone(),
+            reporter: events::reporter(),
         });
 
         let service_rollouts = rollouts.clone();

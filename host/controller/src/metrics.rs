@@ -90,6 +90,15 @@ pub struct RequestLabels {
     pub status_code: String,
 }
 
+/// Labels of `rollout_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `Normal` or `Warning`.
+    pub r#type: String,
+    /// The event's reason, e.g. `RolloutAborted`.
+    pub reason: String,
+}
+
 /// Labels of the reconcile error counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -113,6 +122,7 @@ pub struct Metrics {
     analysis_run_reconcile: Family<ObjectLabels, Histogram, fn() -> Histogram>,
     analysis_run_reconcile_error: Family<ErrorLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
+    rollout_events: Family<EventLabels, Counter>,
     /// Label sets last exported per object, so that a phase change removes the old series.
     rollout_series: Mutex<HashMap<ObjectLabels, RolloutInfoLabels>>,
     run_series: Mutex<HashMap<ObjectLabels, (AnalysisRunInfoLabels, Vec<MetricPhaseLabels>)>>,
@@ -143,6 +153,7 @@ impl Metrics {
             analysis_run_reconcile: Family::new_with_constructor(reconcile_histogram),
             analysis_run_reconcile_error: Family::default(),
             requests: Family::default(),
+            rollout_events: Family::default(),
             rollout_series: Mutex::default(),
             run_series: Mutex::default(),
             requests_per_namespace: Mutex::default(),
@@ -191,6 +202,11 @@ impl Metrics {
             "controller_clientset_k8s_request",
             "Kubernetes write requests made by the reconcilers",
             metrics.requests.clone(),
+        );
+        registry.register(
+            "rollout_events",
+            "Kubernetes Events published about Rollouts",
+            metrics.rollout_events.clone(),
         );
         metrics
     }
@@ -304,6 +320,16 @@ impl Metrics {
         *lock(&self.requests_per_namespace)
             .entry(namespace.to_string())
             .or_default() += 1;
+    }
+
+    /// Counts one event published about a Rollout.
+    pub fn count_rollout_event(&self, r#type: &str, reason: &str) {
+        self.rollout_events
+            .get_or_create(&EventLabels {
+                r#type: r#type.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Write requests the reconcilers made so far in `namespace` (every kind, verb and status).

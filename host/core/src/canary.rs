@@ -631,12 +631,16 @@ fn before_starting_step(canary: &Canary<'_>) -> bool {
     canary.step().is_some() && canary.index.is_some_and(|index| index < starting)
 }
 
-/// Stable and canary Services (Argo's `reconcileStableAndCanaryService`).
+/// Stable and canary Services (Argo's `reconcileStableAndCanaryService`). After an abort the
+/// canary Service selects the stable revision: here without traffic routing, in
+/// [`reconcile_traffic`] (once the canary weight is 0) with it.
 fn reconcile_services(context: &mut Context<'_>, canary: &Canary<'_>) {
     let stable_index = context.stable_index;
     context.ensure_service_targets(canary.stable_service(), stable_index, true);
-    if context.aborted() && !canary.traffic_routed {
-        context.ensure_service_targets(canary.canary_service(), stable_index, true);
+    if context.aborted() {
+        if !canary.traffic_routed {
+            context.ensure_service_targets(canary.canary_service(), stable_index, true);
+        }
         return;
     }
     if dynamically_rolling_back_to_stable(context, canary) {

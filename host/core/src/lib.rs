@@ -13,6 +13,7 @@ pub mod analysis;
 mod bluegreen;
 mod canary;
 mod context;
+pub mod events;
 pub mod experiment;
 pub mod hash;
 pub mod history;

@@ -193,6 +193,12 @@ fn failed_analysis_aborts_with_weight_zero_in_the_same_plan() {
         }),
         "then the canary Service points back at stable"
     );
+    assert_eq!(
+        sim.selector("demo-canary"),
+        Some(stable.as_str()),
+        "and stays there for the rest of the plan: {:?}",
+        plan.actions
+    );
     assert!(plan.weights_set().all(|weight| weight == 0));
     let first_scale = plan
         .actions
@@ -244,6 +250,11 @@ fn failed_analysis_aborts_with_weight_zero_in_the_same_plan() {
         "scaled down after the delay"
     );
     assert_eq!(sim.router_weight, 0);
+    assert_eq!(
+        sim.selector("demo-canary"),
+        Some(stable.as_str()),
+        "the canary Service keeps selecting stable while aborted"
+    );
     assert_eq!(sim.phase(), Some(RolloutPhase::Degraded));
 }
 
@@ -299,6 +310,12 @@ fn retry_after_abort_restarts_the_steps() {
     assert_ne!(retry.reason, "RolloutAborted");
     sim.make_pods_ready();
     sim.run_until(20, |sim| sim.observed.analysis_runs.len() == 2);
+    let canary_hash = sim.status().current_pod_hash.clone();
+    assert_eq!(
+        sim.selector("demo-canary"),
+        canary_hash.as_deref(),
+        "after the retry the canary Service selects the canary again"
+    );
     let second = sim.observed.analysis_runs[1].name.clone();
     assert_eq!(second, format!("{run}.1"), "the name clash gets a suffix");
     sim.set_run_phase(&second, AnalysisPhase::Successful, None);

@@ -27,6 +27,9 @@ const MIN_REQUEUE: Duration = Duration::from_millis(50);
 /// How often a reconcile that came before the caches synced is retried.
 const CACHE_SYNC_RETRY: Duration = Duration::from_millis(100);
 
+/// The `action` of the Rollout's events.
+const RECONCILE_ACTION: &str = "Reconcile";
+
 /// How long to wait after a failed reconcile before trying again.
 const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 
@@ -83,6 +86,8 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action> {
             "status written"
         );
     }
+    let events = sluice_core::events::rollout_events(&observed, &plan);
+    crate::events::publish(ctx, rollout, RECONCILE_ACTION, &events).await;
     export_state(rollout, &plan.status, ctx);
     Ok(match plan.requeue_after {
         Some(delay) => Action::requeue(delay.max(MIN_REQUEUE)),

@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{
     ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
@@ -24,6 +25,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate};
 use sluice_api::rollout::Rollout;
+use sluice_controller::events::REPORTING_CONTROLLER;
 use sluice_controller::{ControllerOptions, Metrics, PluginConfigMap, SluiceController};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -176,6 +178,15 @@ pub async fn install_plugin_config(
 
 /// A Rollout of `replicas` pods with a canary strategy (`canary` is the strategy's JSON).
 pub fn rollout(name: &str, replicas: i32, canary: serde_json::Value) -> Rollout {
+    rollout_with_strategy(name, replicas, json!({"canary": canary}))
+}
+
+/// A Rollout of `replicas` pods with a blue-green strategy (`blue_green` is the strategy's JSON).
+pub fn blue_green_rollout(name: &str, replicas: i32, blue_green: serde_json::Value) -> Rollout {
+    rollout_with_strategy(name, replicas, json!({"blueGreen": blue_green}))
+}
+
+fn rollout_with_strategy(name: &str, replicas: i32, strategy: serde_json::Value) -> Rollout {
     serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -187,7 +198,7 @@ pub fn rollout(name: &str, replicas: i32, canary: serde_json::Value) -> Rollout 
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
             },
-            "strategy": {"canary": canary},
+            "strategy": strategy,
         },
     }))
     .expect("a valid Rollout")
@@ -485,4 +496,124 @@ pub async fn create_service(
         .create(&PostParams::default(), &service)
         .await?;
     Ok(())
+}
+
+/// Waits (up to a minute) until the Rollout's phase is `phase` and returns it.
+pub async fn wait_phase(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    phase: &str,
+) -> anyhow::Result<Rollout> {
+    wait_rollout(client, namespace, name, phase, |rollout| {
+        rollout
+            .status
+            .as_ref()
+            .and_then(|status| status.phase)
+            .is_some_and(|current| current.as_str() == phase)
+    })
+    .await
+}
+
+/// Records every weight the echo router receives for `rollout` (each router call replaces the
+/// echo ConfigMap's data, so its last state alone is not enough).
+pub fn echo_router_weights(client: &Client, namespace: &str, rollout: &str) -> Recording<String> {
+    Recording::start(
+        Api::<ConfigMap>::namespaced(client.clone(), namespace),
+        &format!("{rollout}-echo"),
+        |map: &ConfigMap| map.data.as_ref()?.get("weight").cloned(),
+    )
+}
+
+/// The `rollouts-pod-template-hash` a Service selects.
+pub async fn selected_hash(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+) -> anyhow::Result<Option<String>> {
+    let service = Api::<Service>::namespaced(client.clone(), namespace)
+        .get(service)
+        .await?;
+    Ok(service
+        .spec
+        .and_then(|spec| spec.selector)
+        .unwrap_or_default()
+        .get("rollouts-pod-template-hash")
+        .cloned())
+}
+
+/// An `events.k8s.io/v1` Event as the tests read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenEvent {
+    /// Reason.
+    pub reason: String,
+    /// `Normal` or `Warning`.
+    pub type_: String,
+    /// The message.
+    pub note: String,
+}
+
+/// The Events the controller (`sluice`) reported about the object `kind/name`, oldest first.
+pub async fn events_about(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> anyhow::Result<Vec<SeenEvent>> {
+    let mut events: Vec<Event> = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|event| {
+            event.reporting_controller.as_deref() == Some(REPORTING_CONTROLLER)
+                && event.regarding.as_ref().is_some_and(|regarding| {
+                    regarding.kind.as_deref() == Some(kind)
+                        && regarding.name.as_deref() == Some(name)
+                })
+        })
+        .collect();
+    events.sort_by_key(|event| event.event_time.as_ref().map(|time| time.0));
+    Ok(events
+        .into_iter()
+        .map(|event| SeenEvent {
+            reason: event.reason.unwrap_or_default(),
+            type_: event.type_.unwrap_or_default(),
+            note: event.note.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The one event with this reason (fails on none or several).
+pub fn only_event<'a>(events: &'a [SeenEvent], reason: &str) -> anyhow::Result<&'a SeenEvent> {
+    let mut found = events.iter().filter(|event| event.reason == reason);
+    match (found.next(), found.next()) {
+        (Some(event), None) => Ok(event),
+        (None, _) => bail!("no {reason} event in {events:#?}"),
+        (Some(_), Some(_)) => bail!("several {reason} events in {events:#?}"),
+    }
+}
+
+/// Waits until the controller reported an event with `reason` about `kind/name` (events are
+/// published right after the status write that a test may see first), and returns all of the
+/// object's events.
+pub async fn events_including(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> anyhow::Result<Vec<SeenEvent>> {
+    eventually(
+        &format!("a {reason} event about {kind} {name}"),
+        Duration::from_secs(10),
+        || async {
+            let events = events_about(client, namespace, kind, name).await?;
+            Ok(events
+                .iter()
+                .any(|event| event.reason == reason)
+                .then_some(events))
+        },
+    )
+    .await
 }

@@ -18,16 +18,10 @@ use super::schedule::{
     next_reconcile_time, result_of, until,
 };
 
-/// A Kubernetes event to emit on the AnalysisRun, as Argo names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunEvent {
-    /// `Metric<Phase>` or `AnalysisRun<Phase>`, e.g. `MetricFailed`.
-    pub reason: String,
-    /// E.g. `Metric 'error-rate' Completed. Result: Failed`.
-    pub message: String,
-    /// Warning (Error and Failed) rather than Normal.
-    pub warning: bool,
-}
+/// A Kubernetes event to emit on the AnalysisRun (`Metric<Phase>` or `AnalysisRun<Phase>`,
+/// e.g. `MetricFailed` with `Metric 'error-rate' Completed. Result: Failed`); Error and Failed
+/// are Warnings.
+pub use crate::events::Event as RunEvent;
 
 impl RunEvent {
     fn metric_completed(transition: &MetricTransition) -> Self {

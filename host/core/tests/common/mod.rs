@@ -18,6 +18,7 @@ use sluice_api::rollout::{
     BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, RolloutPause,
     RolloutSpec, RolloutStatus, RolloutStrategy, RolloutTrafficRouting,
 };
+use sluice_core::events::{Event, rollout_events};
 use sluice_core::observed::{
     ObservedAnalysisRun, ObservedExperiment, ObservedReplicaSet, ObservedService,
     WeightVerification,
@@ -150,6 +151,8 @@ pub struct Sim {
     pub router_weight: i32,
     /// Every plan, in order.
     pub plans: Vec<Plan>,
+    /// Every event the plans emitted, in order.
+    pub events: Vec<Event>,
 }
 
 impl Sim {
@@ -187,6 +190,7 @@ impl Sim {
             now: start_time(),
             router_weight: 0,
             plans: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -201,6 +205,7 @@ impl Sim {
     /// Plans once and executes the plan.
     pub fn reconcile(&mut self) -> Plan {
         let plan = plan(&self.observed, self.now);
+        self.events.extend(rollout_events(&self.observed, &plan));
         self.apply(&plan);
         self.plans.push(plan.clone());
         plan
@@ -514,6 +519,14 @@ impl Sim {
 
     pub fn healthy(&self) -> bool {
         self.phase() == Some(sluice_api::rollout::RolloutPhase::Healthy)
+    }
+
+    /// The events emitted so far with this reason.
+    pub fn events_with_reason(&self, reason: &str) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|event| event.reason == reason)
+            .collect()
     }
 
     pub fn condition(&self, type_: &str) -> Option<&sluice_api::rollout::RolloutCondition> {
