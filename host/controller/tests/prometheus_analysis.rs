@@ -162,7 +162,7 @@ async fn rising_error_ratio_aborts_the_canary() -> anyhow::Result<()> {
     .await?;
     create_service(&client, &namespace, "shop-canary", "shop").await?;
     create_service(&client, &namespace, "shop-stable", "shop").await?;
-    let controller = RunningController::start(client.clone(), &namespace)?;
+    let controller = RunningController::start_with_builtins(client.clone(), &namespace)?;
     let router = echo_router_weights(&client, &namespace, "shop");
 
     create_rollout(
@@ -383,7 +383,7 @@ async fn inconclusive_analysis_pauses_until_promoted() -> anyhow::Result<()> {
     .await?;
     create_service(&client, &namespace, "cart-canary", "cart").await?;
     create_service(&client, &namespace, "cart-stable", "cart").await?;
-    let controller = RunningController::start(client.clone(), &namespace)?;
+    let controller = RunningController::start_with_builtins(client.clone(), &namespace)?;
     let router = echo_router_weights(&client, &namespace, "cart");
 
     create_rollout(

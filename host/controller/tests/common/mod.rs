@@ -59,6 +59,20 @@ impl RunningController {
         Self::start_with(client, namespace, ControllerOptions::default())
     }
 
+    /// Like [`RunningController::start`], with the built-in plugins configured by default as
+    /// `sluice controller` configures them (the ConfigMap's entries laid over them).
+    pub fn start_with_builtins(client: Client, namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with(
+            client,
+            namespace,
+            ControllerOptions {
+                builtins: sluice_builtins::components(),
+                default_plugins: sluice_builtins::default_plugin_config(),
+                ..ControllerOptions::default()
+            },
+        )
+    }
+
     /// Like [`RunningController::start`], with `options` for everything but the namespace and
     /// the plugin ConfigMap.
     pub fn start_with(
