@@ -608,25 +608,23 @@ pub fn only_event<'a>(events: &'a [SeenEvent], reason: &str) -> anyhow::Result<&
     }
 }
 
-/// Waits until the controller reported an event with `reason` about `kind/name` (events are
-/// published right after the status write that a test may see first), and returns all of the
-/// object's events.
+/// Waits until the controller reported an event about `kind/name` that satisfies `wanted`
+/// (events are published right after the status write that a test may see first), and returns
+/// all of the object's events.
 pub async fn events_including(
     client: &Client,
     namespace: &str,
     kind: &str,
     name: &str,
-    reason: &str,
+    wanted: impl Fn(&SeenEvent) -> bool,
 ) -> anyhow::Result<Vec<SeenEvent>> {
+    let wanted = &wanted;
     eventually(
-        &format!("a {reason} event about {kind} {name}"),
+        &format!("an expected event about {kind} {name}"),
         Duration::from_secs(10),
-        || async {
+        || async move {
             let events = events_about(client, namespace, kind, name).await?;
-            Ok(events
-                .iter()
-                .any(|event| event.reason == reason)
-                .then_some(events))
+            Ok(events.iter().any(wanted).then_some(events))
         },
     )
     .await
