@@ -122,18 +122,21 @@ pub const DEFAULT_TRAFFIC_ROUTER_PLUGINS: &str = r#"- name: argoproj-labs/gatewa
 
 /// The default `metric-provider-plugins` entry of the plugin ConfigMap. Each call of an HTTP
 /// provider may reach only the origin its metric names (`address` for Prometheus, `url` for
-/// Web), as the AnalysisTemplate's author wrote it; nothing else.
+/// Web), as the AnalysisTemplate's author wrote it; nothing else. A metric with `insecure: true`
+/// skips TLS certificate verification, as in Argo.
 pub const DEFAULT_METRIC_PROVIDER_PLUGINS: &str = r#"- name: prometheus
   location: builtin:prometheus
   type: Prometheus
   grants:
     httpFromConfig: [address]
+    tlsSkipVerifyFromConfig: insecure
   limits: {httpTimeout: 30s}
 - name: web
   location: builtin:web
   type: Web
   grants:
     httpFromConfig: [url]
+    tlsSkipVerifyFromConfig: insecure
   limits: {httpTimeout: 10s}
 - name: job
   location: builtin:job

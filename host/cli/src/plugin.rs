@@ -137,6 +137,9 @@ fn render_list(config: &PluginConfig) -> String {
                     .iter()
                     .map(|field| format!("http to the origin of the metric's `{field}`")),
             )
+            .chain(spec.grants.tls_skip_verify_from_config.iter().map(|field| {
+                format!("tls verification skipped when the metric's `{field}` is true")
+            }))
             .collect();
         if grants.is_empty() {
             out.push_str("  grants:   none\n");

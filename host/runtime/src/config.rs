@@ -194,7 +194,9 @@ fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<Plugin
     }
     let grants = item.grants.validate().map_err(|e| e.to_string())?;
     if kind == PluginKind::TrafficRouter
-        && !(grants.http.is_empty() && grants.http_from_config.is_empty())
+        && !(grants.http.is_empty()
+            && grants.http_from_config.is_empty()
+            && grants.tls_skip_verify_from_config.is_none())
     {
         return Err(
             "traffic-router plugins cannot be granted HTTP access (they act through kube only)"

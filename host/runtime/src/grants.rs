@@ -102,6 +102,10 @@ pub struct GrantsSpec {
     /// the one the AnalysisTemplate names, and no other.
     #[serde(default, rename = "httpFromConfig")]
     pub http_from_config: Vec<String>,
+    /// A boolean field of a metric's plugin configuration that, when true, lets that metric's
+    /// calls skip TLS certificate verification (Argo's `insecure` of Prometheus and Web).
+    #[serde(default, rename = "tlsSkipVerifyFromConfig")]
+    pub tls_skip_verify_from_config: Option<String>,
 }
 
 /// One Kubernetes rule as written in the ConfigMap.
@@ -130,6 +134,8 @@ pub struct Grants {
     pub http: Vec<HttpOrigin>,
     /// Plugin-configuration fields whose URL's origin a call may reach.
     pub http_from_config: Vec<String>,
+    /// Plugin-configuration field that, when true, skips TLS verification for a call.
+    pub tls_skip_verify_from_config: Option<String>,
 }
 
 /// A validated Kubernetes rule.
@@ -274,13 +280,16 @@ impl GrantsSpec {
             .iter()
             .map(|o| HttpOrigin::parse(o))
             .collect::<Result<_, _>>()?;
-        if self.http_from_config.iter().any(String::is_empty) {
+        if self.http_from_config.iter().any(String::is_empty)
+            || self.tls_skip_verify_from_config.as_deref() == Some("")
+        {
             return Err(GrantError::EmptyConfigField);
         }
         Ok(Grants {
             kube,
             http,
             http_from_config: self.http_from_config.clone(),
+            tls_skip_verify_from_config: self.tls_skip_verify_from_config.clone(),
         })
     }
 }
@@ -383,20 +392,28 @@ impl Grants {
         self.http.contains(origin)
     }
 
-    /// The origins of the URLs in the `httpFromConfig` fields of a metric's plugin
-    /// configuration (JSON); fields that are missing or not URLs give nothing.
-    pub fn config_origins(&self, plugin_config: &str) -> Vec<HttpOrigin> {
-        if self.http_from_config.is_empty() {
-            return Vec::new();
+    /// What a metric's plugin configuration (JSON) adds to one call: the origins of the URLs
+    /// in its `httpFromConfig` fields (missing fields or non-URLs give nothing), and whether
+    /// its `tlsSkipVerifyFromConfig` field is `true`.
+    pub fn from_config(&self, plugin_config: &str) -> (Vec<HttpOrigin>, bool) {
+        if self.http_from_config.is_empty() && self.tls_skip_verify_from_config.is_none() {
+            return (Vec::new(), false);
         }
         let Ok(config) = serde_json::from_str::<serde_json::Value>(plugin_config) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        self.http_from_config
+        let origins = self
+            .http_from_config
             .iter()
             .filter_map(|field| config.get(field)?.as_str()?.parse::<http::Uri>().ok())
             .filter_map(|uri| HttpOrigin::of_uri(&uri))
-            .collect()
+            .collect();
+        let skip_tls_verify = self
+            .tls_skip_verify_from_config
+            .as_ref()
+            .and_then(|field| config.get(field)?.as_bool())
+            .unwrap_or(false);
+        (origins, skip_tls_verify)
     }
 }
 

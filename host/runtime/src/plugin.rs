@@ -568,13 +568,16 @@ impl MetricProvider {
     }
 
     /// The target of a call about an AnalysisRun: HTTP access to the origins the grants take
-    /// from `plugin-config` (`httpFromConfig`), and the secrets to substitute.
+    /// from `plugin-config` (`httpFromConfig`, `tlsSkipVerifyFromConfig`), and the secrets to
+    /// substitute.
     fn analysis_target<'a>(&self, ctx: &'a AnalysisContext) -> CallTarget<'a> {
+        let (origins, skip_tls_verify) = self.core.shared.grants.from_config(&ctx.plugin_config);
         CallTarget {
             namespace: Some(&ctx.namespace),
             object: Some(&ctx.analysis_run),
             access: CallAccess {
-                origins: self.core.shared.grants.config_origins(&ctx.plugin_config),
+                origins,
+                skip_tls_verify,
                 secrets: self.secrets.clone(),
             },
         }

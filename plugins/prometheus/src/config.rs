@@ -18,7 +18,8 @@ pub struct PrometheusConfig {
     pub query: String,
     /// Request timeout in seconds (default 30).
     pub timeout: Option<u64>,
-    /// Skip TLS verification (Argo); not available in the sandbox, see the README.
+    /// Skip TLS verification (Argo): done by the host, which reads this field
+    /// (`tlsSkipVerifyFromConfig`).
     #[serde(default)]
     pub insecure: bool,
     /// Extra request headers.

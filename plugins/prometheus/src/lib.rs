@@ -134,11 +134,6 @@ impl MetricProvider for PrometheusProvider {
         let started_at = now();
         let started = started_at as i64;
         let url = query_url(&config, started_at)?;
-        if config.insecure && config.address.starts_with("https://") {
-            sluice_plugin_sdk::warn!(
-                "insecure: true is ignored: the host always verifies TLS certificates"
-            );
-        }
         let headers = request_headers(&config);
         let header_refs: Vec<(&str, &str)> = headers
             .iter()

@@ -47,7 +47,8 @@ pub struct WebConfig {
     pub timeout_seconds: Option<u64>,
     /// Kubernetes JSONPath template selecting the result (default `{$}`).
     pub json_path: Option<String>,
-    /// Skip TLS verification (Argo); not available in the sandbox, see the README.
+    /// Skip TLS verification (Argo): done by the host, which reads this field
+    /// (`tlsSkipVerifyFromConfig`).
     #[serde(default)]
     pub insecure: bool,
     /// Argo's `authentication` (`oauth2`, `sigv4`): see [`WebConfig::check_authentication`].
@@ -219,11 +220,6 @@ impl MetricProvider for WebProvider {
         let (body, json) = config.request_body(&method)?;
         let template = Template::parse(config.json_path.as_deref().unwrap_or(WHOLE_DOCUMENT))
             .map_err(PluginError::InvalidConfig)?;
-        if config.insecure && config.url.starts_with("https://") {
-            sluice_plugin_sdk::warn!(
-                "insecure: true is ignored: the host always verifies TLS certificates"
-            );
-        }
         let mut headers: Vec<(&str, &str)> = config
             .headers
             .iter()

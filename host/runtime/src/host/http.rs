@@ -26,6 +26,10 @@ pub struct HttpRequest {
     /// Body bytes (UTF-8 text in exchange records when possible).
     #[serde(serialize_with = "serialize_body")]
     pub body: Vec<u8>,
+    /// Skip TLS certificate verification (the metric asked for `insecure`, and the plugin's
+    /// grants take that from its configuration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_tls_verify: bool,
 }
 
 /// A response, fully buffered.
@@ -68,6 +72,8 @@ impl std::fmt::Debug for SecretSubstitution {
 pub(crate) struct CallAccess {
     /// Origins this call may reach (from the grants' `httpFromConfig`).
     pub(crate) origins: Vec<HttpOrigin>,
+    /// Whether this call's requests skip TLS certificate verification.
+    pub(crate) skip_tls_verify: bool,
     /// Secrets substituted into this call's requests.
     pub(crate) secrets: Arc<[SecretSubstitution]>,
 }
@@ -133,6 +139,7 @@ impl CallAccess {
                 .map(|(name, value)| (name.clone(), self.reveal(value)))
                 .collect(),
             body,
+            skip_tls_verify: request.skip_tls_verify,
         }
     }
 }
@@ -156,6 +163,9 @@ pub enum HttpFailure {
     /// The connection could not be made.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The server's certificate was not accepted.
+    #[error("TLS certificate rejected: {0}")]
+    TlsCertificate(String),
     /// The response body exceeded the limit.
     #[error("response body larger than {0} bytes")]
     BodyTooLarge(usize),
@@ -178,17 +188,25 @@ pub trait HttpBackend: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct ReqwestHttpBackend {
     client: reqwest::Client,
+    /// The same, without certificate verification (for requests with `skip_tls_verify`).
+    insecure_client: reqwest::Client,
 }
 
 impl ReqwestHttpBackend {
     /// Builds a client that never follows redirects and uses no proxy from the environment.
     pub fn new() -> Result<Self, HttpFailure> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| HttpFailure::Other(e.to_string()))?;
-        Ok(Self { client })
+        let client = |skip_tls_verify: bool| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .danger_accept_invalid_certs(skip_tls_verify)
+                .build()
+                .map_err(|e| HttpFailure::Other(e.to_string()))
+        };
+        Ok(Self {
+            client: client(false)?,
+            insecure_client: client(true)?,
+        })
     }
 }
 
@@ -198,7 +216,11 @@ impl HttpBackend for ReqwestHttpBackend {
         request: HttpRequest,
         limits: HttpCallLimits,
     ) -> BoxFuture<'static, Result<HttpResponse, HttpFailure>> {
-        let client = self.client.clone();
+        let client = if request.skip_tls_verify {
+            self.insecure_client.clone()
+        } else {
+            self.client.clone()
+        };
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(request.method.as_bytes())
                 .map_err(|e| HttpFailure::Other(e.to_string()))?;
@@ -213,7 +235,12 @@ impl HttpBackend for ReqwestHttpBackend {
                 if e.is_timeout() {
                     HttpFailure::Timeout
                 } else {
-                    HttpFailure::Connect(e.to_string())
+                    let message = with_causes(&e);
+                    if message.contains("certificate") {
+                        HttpFailure::TlsCertificate(message)
+                    } else {
+                        HttpFailure::Connect(message)
+                    }
                 }
             })?;
             let status = response.status().as_u16();
@@ -247,6 +274,18 @@ impl HttpBackend for ReqwestHttpBackend {
             })
         })
     }
+}
+
+/// An error with its chain of causes, e.g. `error sending request: …: invalid peer certificate`.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The `wasi:http` hooks of one call: allow-list check, clamping, delegation to the backend.
@@ -341,6 +380,7 @@ impl WasiHttpHooks for HttpHooks {
                     })
                     .collect(),
                 body: body.to_vec(),
+                skip_tls_verify: scope.access.skip_tls_verify,
             };
             let request_json = serde_json::to_value(&outgoing).unwrap_or_default();
             let outgoing = scope.access.revealed(&outgoing);
@@ -369,6 +409,7 @@ impl WasiHttpHooks for HttpHooks {
             let response = response.map_err(|failure| match failure {
                 HttpFailure::Timeout => wasmtime_wasi_http::Error::ConnectionReadTimeout,
                 HttpFailure::Connect(_) => wasmtime_wasi_http::Error::ConnectionRefused,
+                HttpFailure::TlsCertificate(_) => wasmtime_wasi_http::Error::TlsCertificateError,
                 HttpFailure::BodyTooLarge(limit) => {
                     wasmtime_wasi_http::Error::HttpResponseBodySize(u64::try_from(limit).ok())
                 }
