@@ -35,6 +35,15 @@ pub enum Error {
         #[source]
         source: sluice_core::analysis::BuildError,
     },
+    /// The Experiment of a Rollout's `experiment` step could not be built.
+    #[error("building Experiment {experiment}: {source}")]
+    ExperimentBuild {
+        /// The Experiment's name.
+        experiment: String,
+        /// Why.
+        #[source]
+        source: sluice_core::experiment::StepExperimentError,
+    },
     /// The plan asks for something this controller does not do yet.
     #[error("{0} is not supported by this controller yet")]
     Unsupported(&'static str),
@@ -69,6 +78,7 @@ impl Error {
             Self::Router { .. } => "router",
             Self::UnsupportedRouter(_) => "unsupported_router",
             Self::AnalysisBuild { .. } => "analysis_build",
+            Self::ExperimentBuild { .. } => "experiment_build",
             Self::Unsupported(_) => "unsupported",
             Self::Serialization { .. } => "serialization",
             Self::MissingMetadata(_) => "missing_metadata",

@@ -1,4 +1,4 @@
-//! The Sluice controller: kube-rs reconcilers for Rollouts and AnalysisRuns.
+//! The Sluice controller: kube-rs reconcilers for Rollouts, AnalysisRuns and Experiments.
 //!
 //! Data flows one way: **observe → plan (pure) → execute → record status**. The Rollout
 //! reconciler reads the Rollout, its ReplicaSets, Services, AnalysisRuns and Experiments from
@@ -6,7 +6,9 @@
 //! what to do, executes the actions in order (ReplicaSets, Services, traffic-router plugins,
 //! AnalysisRuns) and writes the status through the status subresource only when it changed.
 //! The AnalysisRun reconciler runs the due measurements concurrently through the
-//! metric-provider plugins and records them with [`sluice_core::analysis`].
+//! metric-provider plugins and records them with [`sluice_core::analysis`]. The Experiment
+//! reconciler runs experiments' ReplicaSets, Services and AnalysisRuns as
+//! [`sluice_core::experiment`] plans them.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), sluice_controller::Error> {
@@ -28,6 +30,7 @@ mod analysis;
 mod context;
 mod error;
 pub mod events;
+mod experiment;
 pub mod leader;
 pub mod metrics;
 pub mod patch;
@@ -298,6 +301,8 @@ impl SluiceController {
                     tracing::debug!(%error, "analysis controller");
                 }
             });
+        let (experiment_controller, experiment_readiness) =
+            experiment::controller(&scope, context.clone(), stop.clone());
         let readiness = async {
             if stores.wait_until_ready().await {
                 ready.store(true, Ordering::Release);
@@ -319,10 +324,12 @@ impl SluiceController {
             lost
         };
         tracing::info!(namespace = ?options.namespace, "controller starting");
-        let ((), (), (), leadership_lost) = futures::join!(
+        let ((), (), (), (), (), leadership_lost) = futures::join!(
             rollout_controller,
             analysis_controller,
+            experiment_controller,
             readiness,
+            experiment_readiness,
             supervise
         );
         ready.store(false, Ordering::Release);

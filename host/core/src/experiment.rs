@@ -768,3 +768,121 @@ fn duration_until(now: Timestamp, at: Timestamp) -> Duration {
     let remaining = at.duration_since(now);
     Duration::try_from(remaining).unwrap_or(Duration::ZERO)
 }
+
+/// Why a Rollout's `experiment` step could not become an Experiment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepExperimentError {
+    /// A template copies the stable revision, but no stable ReplicaSet is known.
+    #[error("experiment template {0}: the stable ReplicaSet is not known")]
+    StableUnknown(String),
+    /// An analysis's arguments could not be built.
+    #[error("experiment analysis {analysis}: {source}")]
+    Args {
+        /// The analysis.
+        analysis: String,
+        /// Why.
+        #[source]
+        source: crate::analysis::ArgsError,
+    },
+}
+
+/// The Experiment of a Rollout's `experiment` step (Argo's `GetExperimentFromTemplate`):
+/// labelled with the desired revision's pod-template hash and annotated with its revision; each
+/// template copies the canary (the Rollout's) or the stable pod template, with the step's extra
+/// metadata, the Rollout's selector (unless the step gives one) and `minReadySeconds`; the
+/// analyses' arguments are made literal from the Rollout. The caller adds the owner reference.
+pub fn experiment_for_step(
+    request: &crate::plan::ExperimentRequest,
+    rollout: &sluice_api::rollout::Rollout,
+    stable_template: Option<&PodTemplateSpec>,
+) -> Result<Experiment, StepExperimentError> {
+    use sluice_api::rollout::ReplicaSetSpecRef;
+
+    let step = &request.step;
+    let templates = step
+        .templates
+        .iter()
+        .map(|template| {
+            let mut pod_template = match template.spec_ref {
+                ReplicaSetSpecRef::Canary => rollout.spec.template.clone().unwrap_or_default(),
+                ReplicaSetSpecRef::Stable => stable_template
+                    .cloned()
+                    .ok_or_else(|| StepExperimentError::StableUnknown(template.name.clone()))?,
+            };
+            let metadata = pod_template
+                .metadata
+                .get_or_insert_with(ObjectMeta::default);
+            if let Some(labels) = metadata.labels.as_mut() {
+                labels.remove(labels::POD_TEMPLATE_HASH);
+            }
+            if let Some(extra) = &template.metadata {
+                metadata
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .extend(extra.labels.clone());
+                metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .extend(extra.annotations.clone());
+            }
+            Ok(TemplateSpec {
+                name: template.name.clone(),
+                replicas: template.replicas,
+                min_ready_seconds: rollout.spec.min_ready_seconds,
+                selector: template
+                    .selector
+                    .clone()
+                    .or_else(|| rollout.spec.selector.clone()),
+                template: pod_template,
+                service: template.service.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, StepExperimentError>>()?;
+    let hashes = crate::analysis::PodTemplateHashes {
+        stable: request.stable_pod_template_hash.as_deref(),
+        latest: Some(&request.pod_template_hash),
+    };
+    let analyses = step
+        .analyses
+        .iter()
+        .map(|analysis| {
+            let args = crate::analysis::build_rollout_args(&analysis.args, rollout, hashes)
+                .map_err(|source| StepExperimentError::Args {
+                    analysis: analysis.name.clone(),
+                    source,
+                })?;
+            Ok(ExperimentAnalysisTemplateRef {
+                name: analysis.name.clone(),
+                template_name: analysis.template_name.clone(),
+                cluster_scope: analysis.cluster_scope,
+                args,
+                required_for_completion: analysis.required_for_completion,
+            })
+        })
+        .collect::<Result<Vec<_>, StepExperimentError>>()?;
+    Ok(Experiment {
+        metadata: ObjectMeta {
+            name: Some(request.name.clone()),
+            namespace: rollout.metadata.namespace.clone(),
+            labels: Some(BTreeMap::from([(
+                labels::POD_TEMPLATE_HASH.to_string(),
+                request.pod_template_hash.clone(),
+            )])),
+            annotations: Some(BTreeMap::from([(
+                labels::RUN_REVISION.to_string(),
+                request.revision.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        spec: sluice_api::experiment::ExperimentSpec {
+            templates,
+            duration: step.duration.clone(),
+            progress_deadline_seconds: rollout.spec.progress_deadline_seconds,
+            analyses,
+            dry_run: step.dry_run.clone(),
+            analysis_run_metadata: step.analysis_run_metadata.clone(),
+            ..sluice_api::experiment::ExperimentSpec::default()
+        },
+        status: None,
+    })
+}

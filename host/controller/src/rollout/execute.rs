@@ -14,8 +14,9 @@ use sluice_api::experiment::Experiment;
 use sluice_api::labels;
 use sluice_api::rollout::Rollout;
 use sluice_core::analysis::{PodTemplateHashes, TemplateCatalog, build_run_spec};
+use sluice_core::experiment::experiment_for_step;
 use sluice_core::observed::RunKind;
-use sluice_core::plan::{AnalysisRunRequest, NewReplicaSet};
+use sluice_core::plan::{AnalysisRunRequest, ExperimentRequest, NewReplicaSet};
 use sluice_core::{Action, Plan, RouterCall};
 
 use super::routers::{RouterCallContext, call_routers, configured_routers};
@@ -127,7 +128,7 @@ pub(crate) async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Re
             Action::DeleteExperiment { name } => {
                 writer.delete::<Experiment>(name, "Experiment").await?
             }
-            Action::CreateExperiment(_) => return Err(Error::Unsupported("the experiment step")),
+            Action::CreateExperiment(request) => writer.create_experiment(request).await?,
             Action::RunStepPlugin { .. } => return Err(Error::Unsupported("the plugin step")),
         }
     }
@@ -316,6 +317,43 @@ impl Writer<'_> {
         self.patch::<Service>(service, "Service", patch)
             .await
             .map(drop)
+    }
+
+    /// Creates the Experiment of an `experiment` step; its stable templates copy the stable
+    /// ReplicaSet's pod template.
+    async fn create_experiment(&self, request: &ExperimentRequest) -> Result<()> {
+        let stable = request.stable_pod_template_hash.as_ref().and_then(|hash| {
+            let name = format!("{}-{hash}", self.rollout.name_any());
+            self.ctx
+                .stores
+                .replica_sets
+                .get(&ObjectRef::new(&name).within(self.namespace))
+        });
+        let stable_template = stable
+            .as_ref()
+            .and_then(|rs| rs.spec.as_ref())
+            .and_then(|spec| spec.template.as_ref());
+        let mut experiment =
+            experiment_for_step(request, self.rollout, stable_template).map_err(|source| {
+                Error::ExperimentBuild {
+                    experiment: request.name.clone(),
+                    source,
+                }
+            })?;
+        experiment.metadata.owner_references = Some(vec![self.owner_reference()]);
+        let result = self
+            .api::<Experiment>()
+            .create(&PostParams::default(), &experiment)
+            .await;
+        self.count("Experiment", "Create", &result);
+        match result {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(source) => Err(Error::kube(
+                format!("create Experiment {}", request.name),
+                source,
+            )),
+        }
     }
 
     async fn create_analysis_run(&self, request: &AnalysisRunRequest) -> Result<()> {
