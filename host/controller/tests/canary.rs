@@ -166,6 +166,13 @@ async fn invalid_rollout_is_degraded_without_stalling_others() -> anyhow::Result
             .await?
             .is_empty()
     );
+    let events = events_including(&client, &namespace, "Rollout", "broken", |event| {
+        event.reason == "InvalidSpec"
+    })
+    .await?;
+    let invalid_spec = only_event(&events, "InvalidSpec")?;
+    assert_eq!(invalid_spec.type_, "Warning");
+    assert_eq!(invalid_spec.note, expected);
 
     controller.stop().await?;
     Ok(())
