@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use sluice_api::experiment::Experiment;
@@ -75,7 +75,7 @@ async fn owned_experiments(
 
 /// A standalone Experiment with two templates and `duration: 3s` runs both ReplicaSets (and the
 /// Service one template asks for), becomes Successful and scales its ReplicaSets down after
-/// `scaleDownDelaySeconds`.
+/// `scaleDownDelaySeconds`; a reconcile with nothing to do then makes no API request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_experiment_succeeds_after_its_duration_and_scales_down() -> anyhow::Result<()> {
     let _serial = one_at_a_time().await;
@@ -141,7 +141,7 @@ async fn standalone_experiment_succeeds_after_its_duration_and_scales_down() -> 
         );
         assert_eq!(
             rs.annotations()
-                .get("experiment.argoproj.io/template-name")
+                .get("experiment-template")
                 .map(String::as_str),
             name.strip_prefix("side-by-side-")
         );
@@ -184,11 +184,40 @@ async fn standalone_experiment_succeeds_after_its_duration_and_scales_down() -> 
             for name in ["side-by-side-baseline", "side-by-side-candidate"] {
                 let rs = replica_sets.get(name).await?;
                 zero &= rs.spec.as_ref().and_then(|spec| spec.replicas) == Some(0);
+                zero &= rs
+                    .status
+                    .as_ref()
+                    .is_some_and(|status| status.replicas == 0);
             }
+            // The experiment's status follows its ReplicaSets' down to zero pods.
+            let experiment = get_experiment(&client, &namespace, "side-by-side").await?;
+            zero &= experiment.status.as_ref().is_some_and(|status| {
+                status
+                    .template_statuses
+                    .iter()
+                    .all(|template| template.replicas == 0 && template.available_replicas == 0)
+            });
             Ok(zero.then_some(()))
         },
     )
     .await?;
+
+    // Steady state costs nothing: a change that wakes the reconciler (an annotation) leads to a
+    // reconcile that reads the caches and writes nothing.
+    let before = controller.metrics.requests_in_namespace(&namespace);
+    Api::<Experiment>::namespaced(client.clone(), &namespace)
+        .patch(
+            "side-by-side",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"touched": "yes"}}})),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        controller.metrics.requests_in_namespace(&namespace),
+        before,
+        "a no-op reconcile of a finished experiment makes no API request"
+    );
 
     controller.stop().await?;
     Ok(())

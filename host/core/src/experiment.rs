@@ -42,10 +42,10 @@ use crate::analysis::{BuildError, TemplateCatalog, flatten_templates, merge_args
 use crate::hash::pod_template_hash;
 use crate::observed::ObservedAnalysisRun;
 
-/// Annotation on an experiment's ReplicaSets and Services: the Experiment's name.
-pub const EXPERIMENT_NAME_ANNOTATION: &str = "experiment.argoproj.io/experiment-name";
+/// Annotation on an experiment's ReplicaSets and Services: the Experiment's name (Argo's key).
+pub const EXPERIMENT_NAME_ANNOTATION: &str = "experiment-name";
 /// Annotation on an experiment's ReplicaSets and Services: the template's name.
-pub const TEMPLATE_NAME_ANNOTATION: &str = "experiment.argoproj.io/template-name";
+pub const TEMPLATE_NAME_ANNOTATION: &str = "experiment-template";
 
 /// Seconds a template may take to become available (Argo's default `progressDeadlineSeconds`).
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
