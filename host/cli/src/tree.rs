@@ -783,6 +783,55 @@ pub fn render_rollout(objects: &RolloutObjects, now: Timestamp, style: Style) ->
     out
 }
 
+/// Renders `get experiment`: the header (name, namespace, status, message), a blank line, then
+/// the tree Experiment → ReplicaSets → Pods and AnalysisRuns, with the columns of
+/// [`render_rollout`]. `objects.rollout` is not read.
+pub fn render_experiment(
+    experiment: &Experiment,
+    objects: &RolloutObjects,
+    now: Timestamp,
+    style: Style,
+) -> String {
+    let status = experiment.status.clone().unwrap_or_default();
+    let phase = status.phase.map_or("", AnalysisPhase::as_str);
+    let icon = analysis_icon(status.phase);
+    let mut out = String::new();
+    let mut line = |label: &str, value: &str| {
+        out.push_str(format!("{label:<17}{value}").trim_end());
+        out.push('\n');
+    };
+    line("Name:", name_of(&experiment.metadata));
+    line(
+        "Namespace:",
+        experiment.metadata.namespace.as_deref().unwrap_or(""),
+    );
+    line(
+        "Status:",
+        &format!("{} {phase}", style.paint(icon, icon_color(icon))),
+    );
+    if let Some(message) = status
+        .message
+        .as_deref()
+        .filter(|message| !message.is_empty())
+    {
+        line("Message:", message);
+    }
+    out.push('\n');
+    let mut tree = TreeWriter {
+        style,
+        now,
+        objects,
+        rows: vec![
+            ["NAME", "KIND", "STATUS", "AGE", "INFO"]
+                .map(str::to_owned)
+                .to_vec(),
+        ],
+    };
+    tree.experiment(experiment, "", "");
+    out.push_str(&align_columns(&tree.rows, 2));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -895,6 +944,33 @@ mod tests {
             ],
             experiments: vec![experiment("ro-uid", "guestbook-exp", 2, "Running")],
         }
+    }
+
+    #[test]
+    fn an_experiment_renders_its_replica_sets_pods_and_runs() {
+        let objects = paused_canary();
+        let mut experiment = experiment("ro-uid", "guestbook-exp", 2, "Failed");
+        experiment.status.get_or_insert_default().message =
+            Some("Template 'baseline' exceeded its progressDeadlineSeconds (600)".into());
+        let rendered = render_experiment(&experiment, &objects, now(), Style::Plain);
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines[0], "Name:            guestbook-exp");
+        assert_eq!(lines[1], "Namespace:       shop");
+        assert!(lines[2].starts_with("Status:") && lines[2].ends_with(" Failed"));
+        assert_eq!(
+            lines[3],
+            "Message:         Template 'baseline' exceeded its progressDeadlineSeconds (600)"
+        );
+        assert!(lines[6].starts_with("Σ guestbook-exp") && lines[6].contains("Experiment"));
+        assert!(
+            rendered.contains("└──⧉ guestbook-exp-baseline"),
+            "the experiment's ReplicaSet: {rendered}"
+        );
+        assert!(rendered.contains("q1r2s"), "its pod: {rendered}");
+        assert!(
+            !rendered.contains("guestbook-5b8c4d"),
+            "the rollout's objects are not shown: {rendered}"
+        );
     }
 
     #[test]

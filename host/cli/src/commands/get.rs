@@ -1,4 +1,5 @@
-//! `get rollout NAME [-w]`: the rollout's tree, once or re-rendered on every change.
+//! `get rollout NAME [-w]`: the rollout's tree, once or re-rendered on every change;
+//! `get experiment NAME`: an experiment's tree.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ use super::{output_style, rollouts};
 use crate::kube_context::{Cluster, ClusterArgs};
 use crate::lookup;
 use crate::text::Style;
-use crate::tree::{RolloutObjects, render_rollout};
+use crate::tree::{RolloutObjects, render_experiment, render_rollout};
 
 /// Arguments of `get`.
 #[derive(Args)]
@@ -42,6 +43,23 @@ enum GetTarget {
     /// ⊞ Job.
     #[command(visible_aliases = ["ro", "rollouts"])]
     Rollout(GetRolloutArgs),
+    /// Show an experiment: status, message, and the tree Experiment → ReplicaSets → Pods, with
+    /// its AnalysisRuns.
+    #[command(visible_aliases = ["exp", "experiments"])]
+    Experiment(GetExperimentArgs),
+}
+
+/// Arguments of `get experiment`.
+#[derive(Args)]
+pub struct GetExperimentArgs {
+    /// The experiment.
+    #[arg(value_name = "EXPERIMENT")]
+    name: String,
+    /// Never colour the output (it is coloured only on a terminal anyway).
+    #[arg(long)]
+    no_color: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 /// Arguments of `get rollout`.
@@ -65,7 +83,10 @@ pub struct GetRolloutArgs {
 
 /// Prints the tree, or keeps re-printing it with `--watch`.
 pub async fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
-    let GetTarget::Rollout(args) = &args.target;
+    let args = match &args.target {
+        GetTarget::Rollout(args) => args,
+        GetTarget::Experiment(args) => return get_experiment(args).await,
+    };
     let style = output_style(args.no_color);
     let (cluster, api) = rollouts(&args.cluster).await?;
     let rollout = lookup::get(&api, &cluster.namespace, &args.name).await?;
@@ -81,6 +102,26 @@ pub async fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         () = stop => {}
         () = sleep_or_forever(args.timeout_seconds) => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an experiment's tree.
+async fn get_experiment(args: &GetExperimentArgs) -> anyhow::Result<ExitCode> {
+    let style = output_style(args.no_color);
+    let (cluster, _) = rollouts(&args.cluster).await?;
+    let api: Api<Experiment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let experiment = lookup::get(&api, &cluster.namespace, &args.name).await?;
+    let objects = RolloutObjects {
+        rollout: Rollout::default(),
+        replica_sets: list_all(&cluster).await?,
+        pods: list_all(&cluster).await?,
+        analysis_runs: list_all(&cluster).await?,
+        experiments: Vec::new(),
+    };
+    print!(
+        "{}",
+        render_experiment(&experiment, &objects, Timestamp::now(), style)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
