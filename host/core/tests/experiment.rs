@@ -744,3 +744,138 @@ fn scenario_an_experiment_runs_to_successful_and_scales_down() {
     assert_eq!(plan.requeue_after, None);
     assert_eq!(plan.status, experiment.status.clone().expect("status"));
 }
+
+fn step_request(step: Value) -> sluice_core::plan::ExperimentRequest {
+    sluice_core::plan::ExperimentRequest {
+        name: "web-6f7c-2-1".to_string(),
+        step_index: 1,
+        step: serde_json::from_value(step).expect("experiment step"),
+        pod_template_hash: "6f7c".to_string(),
+        stable_pod_template_hash: Some("5d9b".to_string()),
+        revision: 2,
+    }
+}
+
+fn step_rollout() -> sluice_api::rollout::Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "ns"},
+        "spec": {
+            "replicas": 2,
+            "minReadySeconds": 5,
+            "progressDeadlineSeconds": 120,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": pod_template("web"),
+            "strategy": {"canary": {"steps": []}},
+        },
+    }))
+    .expect("rollout")
+}
+
+#[test]
+fn a_rollout_experiment_step_becomes_an_experiment_labelled_and_templated_as_argo_does() {
+    let mut stable: k8s_openapi::api::core::v1::PodTemplateSpec =
+        serde_json::from_value(pod_template("web-old")).expect("template");
+    stable
+        .metadata
+        .get_or_insert_default()
+        .labels
+        .get_or_insert_default()
+        .insert(labels::POD_TEMPLATE_HASH.into(), "5d9b".into());
+    let request = step_request(json!({
+        "duration": "5m",
+        "templates": [
+            {"name": "canary", "specRef": "canary", "replicas": 2,
+             "metadata": {"labels": {"role": "canary"}}, "service": {}},
+            {"name": "baseline", "specRef": "stable"},
+        ],
+        "analyses": [{"name": "compare", "templateName": "check", "requiredForCompletion": true,
+                      "args": [{"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}],
+    }));
+    let experiment =
+        sluice_core::experiment::experiment_for_step(&request, &step_rollout(), Some(&stable))
+            .expect("experiment");
+    assert_eq!(experiment.metadata.name.as_deref(), Some("web-6f7c-2-1"));
+    assert_eq!(
+        experiment
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(labels::POD_TEMPLATE_HASH))
+            .map(String::as_str),
+        Some("6f7c")
+    );
+    assert_eq!(
+        experiment
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(labels::RUN_REVISION))
+            .map(String::as_str),
+        Some("2")
+    );
+    let spec = &experiment.spec;
+    assert_eq!(spec.duration.as_ref().map(|d| d.0.as_str()), Some("5m"));
+    assert_eq!(spec.progress_deadline_seconds, Some(120));
+    let canary = &spec.templates[0];
+    let canary_labels = canary
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        canary_labels.get("role").map(String::as_str),
+        Some("canary")
+    );
+    assert_eq!(canary_labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(canary.replicas, Some(2));
+    assert_eq!(canary.min_ready_seconds, Some(5));
+    assert!(canary.service.is_some());
+    let baseline = &spec.templates[1];
+    let baseline_labels = baseline
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        baseline_labels.get("app").map(String::as_str),
+        Some("web-old"),
+        "the stable pod template"
+    );
+    assert!(
+        !baseline_labels.contains_key(labels::POD_TEMPLATE_HASH),
+        "the stable ReplicaSet's hash label is not copied"
+    );
+    assert_eq!(
+        baseline
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default()
+            .get("app")
+            .map(String::as_str),
+        Some("web"),
+        "the Rollout's selector"
+    );
+    assert_eq!(spec.analyses.len(), 1);
+    assert!(spec.analyses[0].required_for_completion);
+    assert_eq!(
+        spec.analyses[0].args[0].value.as_deref(),
+        Some("6f7c"),
+        "args made literal"
+    );
+}
+
+#[test]
+fn a_stable_template_without_a_stable_replica_set_is_an_error() {
+    let request = step_request(json!({"templates": [{"name": "baseline", "specRef": "stable"}]}));
+    let error = sluice_core::experiment::experiment_for_step(&request, &step_rollout(), None)
+        .expect_err("no stable template");
+    assert_eq!(
+        error.to_string(),
+        "experiment template baseline: the stable ReplicaSet is not known"
+    );
+}
