@@ -15,3 +15,6 @@ bash tests/cluster/build.sh
 echo "==> Prometheus (Debian package) for the metric-provider tests"
 bash scripts/install-prometheus.sh
 prometheus --version 2>&1 | head -n 1
+
+echo "==> componentize-py (builds the Python example plugin), cached under ~/.cache/sluice"
+bash scripts/install-componentize-py.sh

@@ -157,3 +157,18 @@ fn test_runs_a_scenario_and_exits_by_its_outcome() {
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(stdout(&output).contains("31"), "{}", stdout(&output));
 }
+
+#[test]
+fn test_runs_the_python_example_scenario() {
+    let example = workspace_root().join("plugins/examples/python-provider");
+    let wasm = sluice_plugin_build::build_with_script(&example.join("build.sh"))
+        .expect("the Python example builds");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(wasm, dir.path().join("python_provider.wasm")).expect("copy");
+    let scenario = dir.path().join("scenario.yaml");
+    std::fs::copy(example.join("scenario.yaml"), &scenario).expect("copy");
+    let output = sluice(&["plugin", "test", scenario.to_str().expect("utf-8")]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("\n10 passed, 0 failed"), "{text}");
+}

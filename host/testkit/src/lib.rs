@@ -27,7 +27,7 @@ mod kube;
 pub mod scenario;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use sluice_runtime;
@@ -127,29 +127,26 @@ pub fn shared_engine() -> Result<PluginEngine, HarnessError> {
     Ok(ENGINE.get_or_init(|| engine).clone())
 }
 
-/// Compiles `path` once per process (keyed by path and digest).
-async fn compiled(
-    engine: &PluginEngine,
-    path: &Path,
-    wasm: Arc<[u8]>,
-) -> Result<CompiledComponent, LoadError> {
-    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, String), CompiledComponent>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (path.to_owned(), sluice_runtime::sha256_hex(&wasm));
-    if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return Ok(found.clone());
-    }
-    let component = engine.compile_component(wasm).await?;
-    cache
+/// Compiles each distinct component once per process (keyed by digest): concurrent loads of the
+/// same bytes wait for the one compilation instead of repeating it, which matters for large
+/// components such as interpreters compiled to Wasm.
+async fn compiled(engine: &PluginEngine, wasm: Arc<[u8]>) -> Result<CompiledComponent, LoadError> {
+    type Slot = Arc<tokio::sync::OnceCell<CompiledComponent>>;
+    static CACHE: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    let slot = CACHE
+        .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(key, component.clone());
-    Ok(component)
+        .entry(sluice_runtime::sha256_hex(&wasm))
+        .or_default()
+        .clone();
+    slot.get_or_try_init(|| engine.compile_component(wasm))
+        .await
+        .cloned()
 }
 
 /// One plugin under test with its mock host.
 pub struct PluginHarness {
-    path: PathBuf,
     wasm: Arc<[u8]>,
     spec: PluginSpec,
     kube: Arc<InMemoryKube>,
@@ -162,8 +159,8 @@ impl PluginHarness {
     /// A harness for the component at `path`, loaded as `kind`, named after the file, with no
     /// grants and default limits.
     pub fn new(kind: PluginKind, path: impl AsRef<Path>) -> Result<Self, HarnessError> {
-        let path = path.as_ref().to_owned();
-        let wasm = std::fs::read(&path).map_err(|source| HarnessError::Read {
+        let path = path.as_ref();
+        let wasm = std::fs::read(path).map_err(|source| HarnessError::Read {
             path: path.display().to_string(),
             source,
         })?;
@@ -172,7 +169,6 @@ impl PluginHarness {
             |s| s.to_string_lossy().replace('_', "-"),
         );
         Ok(Self {
-            path,
             wasm: wasm.into(),
             spec: PluginSpec {
                 name,
@@ -277,7 +273,7 @@ impl PluginHarness {
     /// Compiles (once per process), links and verifies the plugin.
     pub async fn load(&self) -> Result<Plugin, HarnessError> {
         let engine = shared_engine()?;
-        let component = compiled(&engine, &self.path, self.wasm.clone()).await?;
+        let component = compiled(&engine, self.wasm.clone()).await?;
         let services = HostServices {
             kube: self.kube.clone(),
             http: self.http.clone(),

@@ -95,9 +95,7 @@ pub fn build_plugin(workspace_root: &Path, package: &str) -> Result<PathBuf, Bui
         .output()
         .map_err(|e| fail(format!("cannot run cargo: {e}")))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
-        return Err(fail(tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+        return Err(fail(stderr_tail(&output)));
     }
     let path = target_dir
         .join(TARGET)
@@ -108,6 +106,40 @@ pub fn build_plugin(workspace_root: &Path, package: &str) -> Result<PathBuf, Bui
     } else {
         Err(fail(format!(
             "cargo succeeded but {} is missing (is the crate a cdylib?)",
+            path.display()
+        )))
+    }
+}
+
+/// The last lines of a failed command's stderr.
+fn stderr_tail(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Builds a plugin written in another language by running its build script with `bash` and
+/// returns the `.wasm` path the script prints as the last line of its stdout (the convention of
+/// `plugins/examples/*/build.sh`).
+pub fn build_with_script(script: &Path) -> Result<PathBuf, BuildError> {
+    let fail = |message: String| BuildError {
+        package: script.display().to_string(),
+        message,
+    };
+    let output = Command::new("bash")
+        .arg(script)
+        .output()
+        .map_err(|e| fail(format!("cannot run bash: {e}")))?;
+    if !output.status.success() {
+        return Err(fail(stderr_tail(&output)));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(fail(format!(
+            "the script succeeded but its last line {:?} is not a file",
             path.display()
         )))
     }
