@@ -19,7 +19,7 @@ use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use sluice_api::analysis::{AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::experiment::Experiment;
 use sluice_api::labels;
 use sluice_core::Timestamp;
@@ -27,12 +27,12 @@ use sluice_core::analysis::TemplateCatalog;
 use sluice_core::experiment::{
     ExperimentAction, ObservedExperiment, TemplateReplicaSet, plan_experiment, replica_set_name,
 };
-use sluice_core::observed::ObservedAnalysisRun;
 use tracing::Instrument;
 
 use crate::Scope;
-use crate::context::{Context, await_cached};
+use crate::context::{Context, await_cached, controller_reference};
 use crate::error::{Error, Result};
+use crate::rollout::observe_analysis_run;
 use crate::status_patch::{patch_status, status_json};
 
 /// Experiments reconciled at once (Argo's `--experiment-threads` default).
@@ -241,23 +241,7 @@ fn observe<'a>(
         .iter()
         .filter(|run| run.namespace().as_deref() == Some(namespace))
         .filter(|run| owned(run.metadata.owner_references.as_ref()))
-        .map(|run| {
-            let status = run.status.as_ref();
-            ObservedAnalysisRun {
-                name: run.name_any(),
-                phase: status
-                    .and_then(|status| status.phase)
-                    .unwrap_or(AnalysisPhase::Pending),
-                message: status.and_then(|status| status.message.clone()),
-                terminating: run.spec.terminate,
-                created_at: run
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|time| time.0)
-                    .unwrap_or_default(),
-            }
-        })
+        .map(|run| observe_analysis_run(run))
         .collect();
     ObservedExperiment {
         replica_sets,
@@ -346,14 +330,7 @@ impl Writer<'_> {
     }
 
     fn owner_reference(&self) -> OwnerReference {
-        OwnerReference {
-            api_version: Experiment::api_version(&()).into_owned(),
-            kind: Experiment::kind(&()).into_owned(),
-            name: self.experiment.name_any(),
-            uid: self.experiment.uid().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
+        controller_reference(self.experiment)
     }
 
     fn count<T>(&self, kind: &str, verb: &str, result: &kube::Result<T>) {

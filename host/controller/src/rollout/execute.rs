@@ -20,7 +20,7 @@ use sluice_core::plan::{AnalysisRunRequest, ExperimentRequest, NewReplicaSet};
 use sluice_core::{Action, Plan, RouterCall};
 
 use super::routers::{RouterCallContext, call_routers, configured_routers};
-use crate::context::{Context, await_cached};
+use crate::context::{Context, await_cached, controller_reference};
 use crate::error::{Error, Result};
 
 /// A write whose result the caches must show before the next reconcile.
@@ -169,14 +169,7 @@ impl Writer<'_> {
     }
 
     fn owner_reference(&self) -> OwnerReference {
-        OwnerReference {
-            api_version: Rollout::api_version(&()).into_owned(),
-            kind: Rollout::kind(&()).into_owned(),
-            name: self.rollout.name_any(),
-            uid: self.rollout.uid().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
+        controller_reference(self.rollout)
     }
 
     async fn create_replica_set(&self, new: &NewReplicaSet) -> Result<Option<PendingWrite>> {

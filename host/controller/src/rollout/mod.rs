@@ -2,7 +2,7 @@
 
 mod execute;
 mod observe;
-pub(crate) use observe::service_names;
+pub(crate) use observe::{observe_analysis_run, service_names};
 pub(crate) mod routers;
 mod status;
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use sluice_api::analysis::AnalysisPhase;
+use sluice_api::analysis::{AnalysisPhase, AnalysisRun};
 use sluice_api::labels;
 use sluice_api::rollout::Rollout;
 use sluice_api::validation::validate_rollout;
@@ -57,18 +57,7 @@ pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
         .iter()
         .filter(|run| run.namespace().as_deref() == Some(&namespace))
         .filter(|run| owned(run.metadata.owner_references.as_ref()))
-        .map(|run| {
-            let status = run.status.as_ref();
-            ObservedAnalysisRun {
-                name: run.name_any(),
-                phase: status
-                    .and_then(|status| status.phase)
-                    .unwrap_or(AnalysisPhase::Pending),
-                message: status.and_then(|status| status.message.clone()),
-                terminating: run.spec.terminate,
-                created_at: created_at(&run.metadata),
-            }
-        })
+        .map(|run| observe_analysis_run(run))
         .collect();
     analysis_runs.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -158,6 +147,20 @@ pub(crate) async fn list_pods(
             name: pod.name_any(),
         })
         .collect())
+}
+
+/// What the planners need to know about an AnalysisRun.
+pub(crate) fn observe_analysis_run(run: &AnalysisRun) -> ObservedAnalysisRun {
+    let status = run.status.as_ref();
+    ObservedAnalysisRun {
+        name: run.name_any(),
+        phase: status
+            .and_then(|status| status.phase)
+            .unwrap_or(AnalysisPhase::Pending),
+        message: status.and_then(|status| status.message.clone()),
+        terminating: run.spec.terminate,
+        created_at: created_at(&run.metadata),
+    }
 }
 
 fn created_at(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Timestamp {
