@@ -681,6 +681,39 @@ fn weight_on_abort_or_rollback(context: &Context<'_>, canary: &Canary<'_>) -> i3
     weight.max(0)
 }
 
+/// The traffic of the current `experiment` step: each template with a `weight`, once the
+/// running Experiment reports the template's Service and pod-template hash.
+fn experiment_destinations(context: &Context<'_>, canary: &Canary<'_>) -> Vec<WeightDestination> {
+    let Some(step) = canary.step().and_then(|step| step.experiment.as_ref()) else {
+        return Vec::new();
+    };
+    let experiment = context
+        .previous
+        .canary
+        .current_experiment
+        .as_deref()
+        .and_then(|name| context.observed.experiment(name))
+        .filter(|experiment| !experiment.phase.is_completed());
+    let Some(experiment) = experiment else {
+        return Vec::new();
+    };
+    step.templates
+        .iter()
+        .filter_map(|template| {
+            let weight = template.weight?;
+            let target = experiment
+                .templates
+                .iter()
+                .find(|target| target.name == template.name)?;
+            Some(WeightDestination {
+                weight,
+                service_name: Some(target.service_name.clone()?),
+                pod_template_hash: Some(target.pod_template_hash.clone()?),
+            })
+        })
+        .collect()
+}
+
 /// Traffic routing (Argo's `reconcileTrafficRouting`). Returns the weights for status and
 /// whether a weight verification is still pending.
 fn reconcile_traffic(
@@ -732,6 +765,15 @@ fn reconcile_traffic(
         }
     }
 
+    let additional = if aborted || promoted {
+        Vec::new()
+    } else {
+        experiment_destinations(context, canary)
+    };
+    let to_experiments: i32 = additional
+        .iter()
+        .map(|destination| destination.weight)
+        .sum();
     let weights = TrafficWeights {
         canary: WeightDestination {
             weight: desired,
@@ -739,11 +781,11 @@ fn reconcile_traffic(
             pod_template_hash: canary_hash.clone(),
         },
         stable: WeightDestination {
-            weight: canary.max_weight - desired,
+            weight: (canary.max_weight - desired - to_experiments).max(0),
             service_name: canary.strategy.stable_service.clone(),
             pod_template_hash: stable_hash.clone(),
         },
-        additional: Vec::new(),
+        additional,
         verified: None,
     };
     let hashes_changed = previous_weights.is_none_or(|previous| {
@@ -753,6 +795,7 @@ fn reconcile_traffic(
     let weight_changed = previous_weights.is_none_or(|previous| {
         previous.canary.weight != weights.canary.weight
             || previous.stable.weight != weights.stable.weight
+            || previous.additional != weights.additional
     });
     let newly_aborted = aborted && previous.aborted_at.is_none();
     let canary_unavailable = context.new_rs().is_none_or(|rs| rs.available == 0);
@@ -764,7 +807,7 @@ fn reconcile_traffic(
     if weight_first {
         context.actions.push(Action::Router(RouterCall::SetWeight {
             weight: desired,
-            additional: Vec::new(),
+            additional: weights.additional.clone(),
         }));
     }
     if switch_canary_to_stable {
@@ -795,13 +838,13 @@ fn reconcile_traffic(
         context.actions.push(Action::Router(RouterCall::UpdateHash {
             canary_hash: canary_hash.unwrap_or_default(),
             stable_hash: stable_hash.unwrap_or_default(),
-            additional: Vec::new(),
+            additional: weights.additional.clone(),
         }));
     }
     if weight_changed && !weight_first {
         context.actions.push(Action::Router(RouterCall::SetWeight {
             weight: desired,
-            additional: Vec::new(),
+            additional: weights.additional.clone(),
         }));
     }
 

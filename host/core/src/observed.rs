@@ -123,6 +123,20 @@ pub struct ObservedExperiment {
     pub terminating: bool,
     /// `metadata.creationTimestamp` (history limits delete the oldest first).
     pub created_at: Timestamp,
+    /// Its templates' Services and pod-template hashes, as its status reports them (traffic
+    /// goes to a template with a `weight` once both are known).
+    pub templates: Vec<ExperimentTemplateTarget>,
+}
+
+/// Where one template of an Experiment can receive traffic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExperimentTemplateTarget {
+    /// The template's name.
+    pub name: String,
+    /// `status.templateStatuses[].serviceName`.
+    pub service_name: Option<String>,
+    /// `status.templateStatuses[].podTemplateHash`.
+    pub pod_template_hash: Option<String>,
 }
 
 /// The outcome of the last `verify-weight` call.

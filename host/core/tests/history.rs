@@ -157,6 +157,7 @@ fn experiments_have_the_same_limits() {
             message: None,
             terminating: false,
             created_at: start + SignedDuration::from_mins(index),
+            templates: Vec::new(),
         })
         .collect();
     sim.edit_spec(|spec| {

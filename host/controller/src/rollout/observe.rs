@@ -16,7 +16,8 @@ use sluice_core::Observed;
 use sluice_core::Timestamp;
 use sluice_core::hash::pod_template_hash;
 use sluice_core::observed::{
-    ObservedAnalysisRun, ObservedExperiment, ObservedReplicaSet, ObservedService,
+    ExperimentTemplateTarget, ObservedAnalysisRun, ObservedExperiment, ObservedReplicaSet,
+    ObservedService,
 };
 use sluice_core::restart::ObservedPod;
 
@@ -77,6 +78,19 @@ pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
                 message: status.and_then(|status| status.message.clone()),
                 terminating: experiment.spec.terminate,
                 created_at: created_at(&experiment.metadata),
+                templates: status
+                    .map(|status| {
+                        status
+                            .template_statuses
+                            .iter()
+                            .map(|template| ExperimentTemplateTarget {
+                                name: template.name.clone(),
+                                service_name: template.service_name.clone(),
+                                pod_template_hash: template.pod_template_hash.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();

@@ -335,6 +335,7 @@ impl Sim {
                         message: None,
                         terminating: false,
                         created_at: self.now,
+                        templates: Vec::new(),
                     })
                 }
                 Action::TerminateExperiment { name } => {
