@@ -214,6 +214,8 @@ fn bench(c: &mut Criterion) {
         rss_after.saturating_sub(rss_before)
     );
 
+    builtin_call_times(root, &engine, &runtime);
+
     let mut group = c.benchmark_group("plugin_call");
     group.bench_function("fresh_instance_set_weight", |b| {
         b.iter(|| {
@@ -240,6 +242,64 @@ fn bench(c: &mut Criterion) {
         echo.join().expect("echo thread");
     });
     group.finish();
+}
+
+/// Size and fresh-instance `plugin-type` time (instantiation plus the smallest call) of each
+/// built-in plugin.
+fn builtin_call_times(root: &Path, engine: &PluginEngine, runtime: &tokio::runtime::Runtime) {
+    println!("built-in plugins (fresh instance + plugin-type, p50 / p99):");
+    for (package, kind) in [
+        ("sluice-plugin-gatewayapi", PluginKind::TrafficRouter),
+        ("sluice-plugin-nginx", PluginKind::TrafficRouter),
+        ("sluice-plugin-istio", PluginKind::TrafficRouter),
+        ("sluice-plugin-prometheus", PluginKind::MetricProvider),
+        ("sluice-plugin-web", PluginKind::MetricProvider),
+        ("sluice-plugin-job", PluginKind::MetricProvider),
+    ] {
+        let path = sluice_plugin_build::build_plugin(root, package).expect("build the built-in");
+        let wasm: Arc<[u8]> = std::fs::read(&path).expect("read wasm").into();
+        let spec = PluginSpec {
+            name: package.into(),
+            kind,
+            grants: Grants::default(),
+            limits: Limits::default(),
+            args: Vec::new(),
+            expected_type: None,
+        };
+        let services = HostServices {
+            kube: Arc::new(Offline),
+            http: Arc::new(Offline),
+            observer: None,
+        };
+        let plugin = runtime.block_on(async {
+            let compiled = engine
+                .compile_component(wasm.clone())
+                .await
+                .expect("compile");
+            engine
+                .load_plugin(spec, &compiled, services, PluginMetrics::unregistered())
+                .await
+                .expect("load")
+        });
+        let samples: Vec<Duration> = runtime.block_on(async {
+            let mut samples = Vec::with_capacity(1_000);
+            for _ in 0..1_100 {
+                let start = Instant::now();
+                match &plugin {
+                    Plugin::TrafficRouter(router) => black_box(router.plugin_type().await),
+                    Plugin::MetricProvider(provider) => black_box(provider.plugin_type().await),
+                }
+                .expect("plugin-type");
+                samples.push(start.elapsed());
+            }
+            samples.split_off(100)
+        });
+        let (p50, p99) = percentiles(samples);
+        println!(
+            "  {package:<26} {:>4} KiB   {p50:?} / {p99:?}",
+            wasm.len() / 1024
+        );
+    }
 }
 
 criterion_group! {
