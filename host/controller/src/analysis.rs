@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use sluice_api::analysis::{AnalysisPhase, AnalysisRun, Measurement, Metric, MetricProvider};
@@ -15,6 +16,7 @@ use sluice_core::Timestamp;
 use sluice_core::analysis::{
     MeasurementAction, MeasurementReport, MeasurementTask, RunOutcome, SecretValues, fail_run,
     measurement_phase, reconcile_run, record_and_assess, redact_secrets, secret_arguments,
+    ttl_expiry,
 };
 use sluice_core::condition::MetricValue;
 use sluice_runtime::{
@@ -64,6 +66,9 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
+    if ttl_expiry(run).is_some_and(|expiry| expiry <= now) {
+        return delete_expired(run, ctx).await;
+    }
     let decision = reconcile_run(run, now);
     let outcome = if decision.is_idle() {
         decision.outcome
@@ -79,6 +84,20 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action> {
         Some(delay) => Action::requeue(delay.max(MIN_REQUEUE)),
         None => Action::await_change(),
     })
+}
+
+/// Deletes a completed run whose `ttlStrategy` expired.
+async fn delete_expired(run: &AnalysisRun, ctx: &Context) -> Result<Action> {
+    let name = run.name_any();
+    let api: Api<AnalysisRun> =
+        Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(source) => return Err(Error::kube(format!("delete AnalysisRun {name}"), source)),
+    }
+    tracing::info!(analysis_run = %name, "deleted after its ttlStrategy");
+    Ok(Action::await_change())
 }
 
 /// Executes the tasks concurrently and records their measurements.

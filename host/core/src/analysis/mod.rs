@@ -80,7 +80,7 @@ pub use prepare::{
 };
 pub use reconcile::{
     MeasurementReport, RunDecision, RunEvent, RunOutcome, fail_run, reconcile_run,
-    record_and_assess,
+    record_and_assess, ttl_expiry,
 };
 pub use record::{
     GarbageCollection, METRIC_TERMINATED, count_measurement, record_measurement, trim_measurements,

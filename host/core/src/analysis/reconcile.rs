@@ -103,9 +103,27 @@ pub struct MeasurementReport {
     pub provider_metadata: Option<BTreeMap<String, String>>,
 }
 
+/// When a completed run is to be deleted (`spec.ttlStrategy`, counted from
+/// `status.completedAt`): `secondsAfterSuccess` for a Successful run and `secondsAfterFailure`
+/// for a Failed, Error or Inconclusive one take precedence over `secondsAfterCompletion`.
+/// `None` for a run that is not completed or has no applicable TTL.
+pub fn ttl_expiry(run: &AnalysisRun) -> Option<Timestamp> {
+    let ttl = run.spec.ttl_strategy.as_ref()?;
+    let status = run.status.as_ref()?;
+    let phase = status.phase.filter(|phase| phase.is_completed())?;
+    let specific = if phase == AnalysisPhase::Successful {
+        ttl.seconds_after_success
+    } else {
+        ttl.seconds_after_failure
+    };
+    let seconds = specific.or(ttl.seconds_after_completion)?;
+    let completed_at = status.completed_at.as_ref()?.0;
+    Some(completed_at + k8s_openapi::jiff::SignedDuration::from_secs(i64::from(seconds.max(0))))
+}
+
 /// Decides what a reconcile of `run` at `now` must do.
 ///
-/// A completed run needs nothing. A run whose arguments cannot be substituted, or whose metrics,
+/// A completed run needs nothing (but a requeue at its [`ttl_expiry`]). A run whose arguments cannot be substituted, or whose metrics,
 /// dry-run or retention rules are invalid, ends in `Error` with Argo's message. Otherwise the
 /// due provider calls are listed (see [`measurement_tasks`]) and `outcome` holds the assessment
 /// of the status as it is.
@@ -118,10 +136,14 @@ pub fn reconcile_run(run: &AnalysisRun, now: Timestamp) -> RunDecision {
         outcome,
     };
     if status.phase.is_some_and(AnalysisPhase::is_completed) {
+        // A completed run waits only for its `ttlStrategy` deletion, if any.
+        let requeue_after = ttl_expiry(run).map(|expiry| {
+            std::time::Duration::try_from(expiry.duration_since(now)).unwrap_or_default()
+        });
         return idle(RunOutcome {
             status,
             garbage_collect: Vec::new(),
-            requeue_after: None,
+            requeue_after,
             events: Vec::new(),
         });
     }
