@@ -51,13 +51,8 @@ where
                 &reference,
             )
             .await;
-        let code = match &result {
-            Ok(()) => "201".to_string(),
-            Err(kube::Error::Api(status)) => status.code.to_string(),
-            Err(_) => "error".to_string(),
-        };
         ctx.metrics
-            .count_request("Event", &namespace, "Create", &code);
+            .count_request("Event", &namespace, "Create", &result);
         if is_rollout {
             ctx.metrics
                 .count_rollout_event(type_label(type_), &event.reason);

@@ -334,15 +334,10 @@ impl Writer<'_> {
     }
 
     fn count<T>(&self, kind: &str, verb: &str, result: &kube::Result<T>) {
-        let code = match result {
-            Ok(_) => "200".to_string(),
-            Err(kube::Error::Api(status)) => status.code.to_string(),
-            Err(_) => "error".to_string(),
-        };
         self.ctx
             .shared
             .metrics
-            .count_request(kind, self.namespace, verb, &code);
+            .count_request(kind, self.namespace, verb, result);
     }
 
     /// Creates `object`; one that already exists (created by a reconcile the cache does not

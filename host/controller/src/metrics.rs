@@ -307,8 +307,20 @@ impl Metrics {
         series.insert(object, (info, metrics));
     }
 
-    /// Counts one write request to the Kubernetes API.
-    pub fn count_request(&self, kind: &str, namespace: &str, verb: &str, status_code: &str) {
+    /// Counts one write request to the Kubernetes API by its outcome: `200` when it succeeded,
+    /// the API status code when the server refused it, `error` when it never got an answer.
+    pub fn count_request<T>(
+        &self,
+        kind: &str,
+        namespace: &str,
+        verb: &str,
+        result: &kube::Result<T>,
+    ) {
+        let status_code = match result {
+            Ok(_) => "200".to_string(),
+            Err(kube::Error::Api(status)) => status.code.to_string(),
+            Err(_) => "error".to_string(),
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 kind: kind.to_string(),

@@ -53,12 +53,8 @@ where
             &Patch::Merge(&json!({"status": change})),
         )
         .await;
-    let code = match &result {
-        Ok(_) => "200".to_string(),
-        Err(kube::Error::Api(status)) => status.code.to_string(),
-        Err(_) => "error".to_string(),
-    };
-    ctx.metrics.count_request(&kind, &namespace, "Patch", &code);
+    ctx.metrics
+        .count_request(&kind, &namespace, "Patch", &result);
     let patched =
         result.map_err(|source| Error::kube(format!("patch status of {kind} {name}"), source))?;
     if let Some(resource_version) = patched.resource_version() {

@@ -158,14 +158,9 @@ impl Writer<'_> {
     }
 
     fn count<T>(&self, kind: &str, verb: &str, result: &kube::Result<T>) {
-        let status = match result {
-            Ok(_) => "200".to_string(),
-            Err(kube::Error::Api(status)) => status.code.to_string(),
-            Err(_) => "error".to_string(),
-        };
         self.ctx
             .metrics
-            .count_request(kind, self.namespace, verb, &status);
+            .count_request(kind, self.namespace, verb, result);
     }
 
     fn owner_reference(&self) -> OwnerReference {
