@@ -291,6 +291,12 @@ async fn steady_state_requests(
     let controller = InProcess::start(client, ns.name())?;
     wait_all_healthy(&ns, count).await?;
     tokio::time::sleep(Duration::from_secs(10)).await;
+    // The counter sees every request: the lists, watches and writes that brought the Rollouts
+    // to Healthy.
+    println!(
+        "\n(requests while {count} Rollouts became Healthy: {})",
+        total.load(Ordering::Relaxed)
+    );
     total.store(0, Ordering::Relaxed);
     by_path.lock().expect("lock").clear();
     tokio::time::sleep(window).await;
@@ -351,7 +357,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let cluster = LocalCluster::shared();
     runtime.block_on(async {
-        let aborts = env_count("SLUICE_BENCH_ABORTS", 20);
+        let aborts = env_count("SLUICE_BENCH_ABORTS", 20).max(1);
         let mut latencies = abort_latency(cluster, aborts).await?;
         latencies.sort();
         println!("\n== abort: failed AnalysisRun visible → route canary weight 0 visible ({aborts} canaries) ==");
