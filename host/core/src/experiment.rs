@@ -32,6 +32,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use sluice_api::analysis::{
     AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisTemplateRef, Argument,
 };
+use sluice_api::duration::{DurationError, DurationString};
 use sluice_api::experiment::{
     Experiment, ExperimentAnalysisRunStatus, ExperimentAnalysisTemplateRef, ExperimentStatus,
     TemplateSpec, TemplateStatus,
@@ -532,20 +533,13 @@ impl Planner<'_, '_> {
             return (AnalysisPhase::Pending, None);
         };
         if let Some(duration) = spec.duration.as_ref() {
-            match duration.parse() {
-                Ok(duration) => {
-                    let ends = SignedDuration::try_from(duration)
-                        .ok()
-                        .and_then(|duration| available_at.0.checked_add(duration).ok());
-                    match ends {
-                        Some(ends) if self.now >= ends => {
-                            return (AnalysisPhase::Successful, None);
-                        }
-                        Some(ends) => self.wake_at.push(ends),
-                        // Beyond the representable range: it never ends by itself.
-                        None => {}
-                    }
+            match planned_end(duration, available_at.0) {
+                Ok(Some(ends)) if self.now >= ends => {
+                    return (AnalysisPhase::Successful, None);
                 }
+                Ok(Some(ends)) => self.wake_at.push(ends),
+                // Beyond the representable range: it never ends by itself.
+                Ok(None) => {}
                 Err(error) => {
                     return (
                         AnalysisPhase::Error,
@@ -671,17 +665,21 @@ impl Planner<'_, '_> {
         available_at: Option<Timestamp>,
     ) -> Result<AnalysisRun, BuildError> {
         let spec = &self.experiment.spec;
-        let args: Vec<Argument> = analysis
+        let args = analysis
             .args
             .iter()
-            .map(|argument| Argument {
-                value: argument
+            .map(|argument| {
+                let value = argument
                     .value
                     .as_deref()
-                    .map(|value| self.substitute(value, available_at)),
-                ..argument.clone()
+                    .map(|value| self.substitute(value, available_at))
+                    .transpose()?;
+                Ok(Argument {
+                    value,
+                    ..argument.clone()
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, BuildError>>()?;
         let run_spec = experiment_run_spec(analysis, &args, spec, self.observed.templates)?;
         let metadata = spec.analysis_run_metadata.clone().unwrap_or_default();
         Ok(AnalysisRun {
@@ -697,9 +695,17 @@ impl Planner<'_, '_> {
         })
     }
 
-    /// Replaces `{{templates.<name>.podTemplateHash}}`, `{{templates.<name>.replicaset.name}}`
-    /// and `{{experiment.availableAt}}` in an argument value.
-    fn substitute(&self, value: &str, available_at: Option<Timestamp>) -> String {
+    /// Replaces `{{templates.<name>.podTemplateHash}}`, `{{templates.<name>.replicaset.name}}`,
+    /// `{{experiment.availableAt}}` and `{{experiment.finishedAt}}` in an argument value.
+    ///
+    /// As in Argo, `finishedAt` is when the experiment is planned to end, `availableAt` plus
+    /// `spec.duration` (both RFC 3339, in seconds); an experiment without a (valid) duration has
+    /// none, and an argument that uses it is [`BuildError::UnresolvedPlaceholder`].
+    fn substitute(
+        &self,
+        value: &str,
+        available_at: Option<Timestamp>,
+    ) -> Result<String, BuildError> {
         let mut resolved = value.to_string();
         for template in &self.experiment.spec.templates {
             let status = self
@@ -720,15 +726,43 @@ impl Planner<'_, '_> {
                     &replica_set_name(&self.name, &template.name),
                 );
         }
+        let rfc3339 = |at: Timestamp| at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         if let Some(available_at) = available_at {
-            resolved = resolved.replace(
-                "{{experiment.availableAt}}",
-                &available_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            );
+            resolved = resolved.replace(AVAILABLE_AT_PLACEHOLDER, &rfc3339(available_at));
         }
-        resolved
+        if resolved.contains(FINISHED_AT_PLACEHOLDER) {
+            let finished_at = available_at
+                .zip(self.experiment.spec.duration.as_ref())
+                .and_then(|(available_at, duration)| {
+                    planned_end(duration, available_at).ok().flatten()
+                });
+            let Some(finished_at) = finished_at else {
+                return Err(BuildError::UnresolvedPlaceholder(
+                    "experiment.finishedAt".to_string(),
+                ));
+            };
+            resolved = resolved.replace(FINISHED_AT_PLACEHOLDER, &rfc3339(finished_at));
+        }
+        Ok(resolved)
     }
 }
+
+/// When an experiment with this `duration` that became available at `available_at` ends; `None`
+/// beyond the representable range.
+fn planned_end(
+    duration: &DurationString,
+    available_at: Timestamp,
+) -> Result<Option<Timestamp>, DurationError> {
+    let duration = duration.parse()?;
+    Ok(SignedDuration::try_from(duration)
+        .ok()
+        .and_then(|duration| available_at.checked_add(duration).ok()))
+}
+
+/// The placeholder of the time every template became available.
+const AVAILABLE_AT_PLACEHOLDER: &str = "{{experiment.availableAt}}";
+/// The placeholder of the time the experiment ends: `availableAt` plus `spec.duration`.
+const FINISHED_AT_PLACEHOLDER: &str = "{{experiment.finishedAt}}";
 
 /// The spec of an experiment analysis's AnalysisRun: the template (and the templates it
 /// composes) flattened, the experiment's arguments merged into the template's, the experiment's

@@ -603,6 +603,69 @@ fn analysis_run_arguments_resolve_template_placeholders() {
     );
 }
 
+/// The value an analysis argument gets when every template became available at 0 and the plan
+/// runs at 10, or the message of the analysis's Error.
+fn resolved_argument(value: &str, duration: Option<&str>) -> Result<String, String> {
+    let mut spec = json!({"analyses": [{"name": "check", "templateName": "check",
+                                        "args": [{"name": "hash", "value": value}]}]});
+    if let Some(duration) = duration {
+        spec["duration"] = json!(duration);
+    }
+    let case = Case {
+        spec,
+        status: json!({"availableAt": time(0), "templateStatuses": running_templates(0)}),
+        replica_sets: both_available(),
+        now: 10,
+        ..Case::default()
+    };
+    let plan = plan_case(&case, &[template("check")]);
+    match plan.actions.iter().find_map(|action| match action {
+        ExperimentAction::CreateAnalysisRun(run) => Some(run),
+        _ => None,
+    }) {
+        Some(run) => Ok(run.spec.args[0].value.clone().unwrap_or_default()),
+        None => Err(plan.status.analysis_runs[0]
+            .message
+            .clone()
+            .unwrap_or_default()),
+    }
+}
+
+#[test]
+fn experiment_argument_placeholders() {
+    let rows: [(&str, Option<&str>, Result<String, String>); 6] = [
+        (
+            "rs={{templates.baseline.replicaset.name}}",
+            None,
+            Ok("rs=exp-baseline".into()),
+        ),
+        ("{{experiment.availableAt}}", Some("1m"), Ok(time(0))),
+        ("{{experiment.finishedAt}}", Some("1m"), Ok(time(60))),
+        (
+            "from {{experiment.availableAt}} to {{experiment.finishedAt}}",
+            Some("1h30m"),
+            Ok(format!("from {} to {}", time(0), time(5400))),
+        ),
+        (
+            "{{experiment.finishedAt}}",
+            None,
+            Err("failed to resolve {{experiment.finishedAt}}".into()),
+        ),
+        (
+            "{{experiment.finishedAt}}",
+            Some("soon"),
+            Err("failed to resolve {{experiment.finishedAt}}".into()),
+        ),
+    ];
+    for (value, duration, expected) in rows {
+        assert_eq!(
+            resolved_argument(value, duration),
+            expected,
+            "{value} with duration {duration:?}"
+        );
+    }
+}
+
 /// Executes a plan against a tiny simulated cluster.
 #[derive(Default)]
 struct World {

@@ -56,6 +56,10 @@ pub enum BuildError {
     /// The Rollout's arguments could not be built or merged.
     #[error(transparent)]
     Args(#[from] ArgsError),
+    /// An Experiment argument names a placeholder that has no value, e.g.
+    /// `{{experiment.finishedAt}}` in an Experiment without a `duration`.
+    #[error("failed to resolve {{{{{0}}}}}")]
+    UnresolvedPlaceholder(String),
 }
 
 /// The templates visible to a Rollout: AnalysisTemplates of its namespace and every
