@@ -1211,7 +1211,7 @@ pub struct WeightDestination {
     pub pod_template_hash: Option<String>,
 }
 
-/// State of a step plugin.
+/// State of one operation of a step plugin (Argo `StepPluginStatus`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepPluginStatus {
@@ -1219,9 +1219,12 @@ pub struct StepPluginStatus {
     pub index: i32,
     /// Plugin name.
     pub name: String,
-    /// Phase: `Running`, `Successful`, `Failed`, `Error` or `Aborted`.
+    /// The operation this status is about.
+    #[serde(default)]
+    pub operation: StepPluginOperation,
+    /// Phase of the operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<StepPluginPhase>,
     /// Message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -1234,16 +1237,56 @@ pub struct StepPluginStatus {
     /// End time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
-    /// Backoff before the next call.
+    /// Delay after `updatedAt` before the next call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<DurationString>,
     /// Number of calls made.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub executions: i32,
-    /// Plugin-defined state, kept verbatim.
+    /// The plugin is disabled in the controller's configuration: the step counts as complete.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    /// Plugin-defined state, kept verbatim and handed back on the next call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::any_value")]
     pub status: Option<serde_json::Value>,
+}
+
+/// What a step plugin was asked to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum StepPluginOperation {
+    /// Carry out the step (called until it is no longer Running).
+    #[default]
+    Run,
+    /// Stop a Running step because the Rollout was fully promoted.
+    Terminate,
+    /// Undo the step because the Rollout was aborted.
+    Abort,
+}
+
+/// The phase of a step plugin operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum StepPluginPhase {
+    /// Still in progress; the plugin is called again after the backoff.
+    Running,
+    /// Done; the step is complete.
+    Successful,
+    /// Done, unsuccessfully; the Rollout is aborted.
+    Failed,
+    /// The call failed; it is retried after the backoff.
+    Error,
+}
+
+impl StepPluginPhase {
+    /// The phase as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Successful => "Successful",
+            Self::Failed => "Failed",
+            Self::Error => "Error",
+        }
+    }
 }
 
 /// Blue-green state in status.

@@ -21,6 +21,7 @@ use crate::replicas::{
 };
 use crate::runs::{self, CurrentRun};
 use crate::status::{Planned, finish_plan};
+use crate::step_plugin;
 
 /// The canary strategy with the derived facts every section needs.
 struct Canary<'a> {
@@ -437,7 +438,7 @@ fn decide_and_reconcile_runs(
             });
         (name.clone(), phase, message)
     });
-    let plugin_statuses: Vec<_> = context.observed.step_plugin_reports.clone();
+    let plugin_statuses = context.observed.step_plugin_reports.as_slice();
 
     // Outcomes.
     let inconclusive_paused = previous
@@ -480,19 +481,16 @@ fn decide_and_reconcile_runs(
         }
         if let (Some(step), Some(index)) = (step, canary.index)
             && step.plugin.is_some()
-            && let Some(report) = plugin_report(context, index)
-            && matches!(report.phase.as_deref(), Some("Failed" | "Error"))
+            && let Some(message) = step_plugin::failure_message(plugin_statuses, index)
         {
-            context.pause.abort(report.message.clone());
+            context.pause.abort(Some(message));
         }
     }
 
-    let mut result = Runs {
-        plugin_statuses,
-        ..Runs::default()
-    };
+    let mut result = Runs::default();
     let aborted = context.aborted();
     if aborted || skip {
+        result.plugin_statuses = reconcile_step_plugins(context, canary, actions, skip, true);
         for run in [&current_step_run, &background].into_iter().flatten() {
             runs::terminate_run(context, actions, &run.name);
         }
@@ -571,23 +569,7 @@ fn decide_and_reconcile_runs(
         }
     }
 
-    // Plugin step.
-    if let (Some(step), Some(index)) = (step, canary.index)
-        && let Some(plugin) = &step.plugin
-        && !paused
-    {
-        let report = plugin_report(context, index);
-        let running =
-            report.is_none_or(|report| matches!(report.phase.as_deref(), None | Some("Running")));
-        if running {
-            actions.push(Action::RunStepPlugin {
-                step_index: index,
-                name: plugin.name.clone(),
-                config: plugin.config.clone(),
-            });
-            context.requeue_after(VERIFY_RETRY_INTERVAL);
-        }
-    }
+    result.plugin_statuses = reconcile_step_plugins(context, canary, actions, false, paused);
 
     let keep: Vec<&str> = [current_step_run.as_ref(), background.as_ref()]
         .into_iter()
@@ -606,16 +588,35 @@ fn decide_and_reconcile_runs(
     result
 }
 
-fn plugin_report<'a>(
-    context: &Context<'a>,
-    index: i32,
-) -> Option<&'a sluice_api::rollout::StepPluginStatus> {
-    context
-        .observed
-        .step_plugin_reports
-        .iter()
-        .rev()
-        .find(|report| report.index == index)
+/// Plans the step plugin calls of this pass; returns the statuses to keep. `skipping_steps`:
+/// the steps are being skipped (initial deploy, full promotion, rollback within the window).
+fn reconcile_step_plugins(
+    context: &mut Context<'_>,
+    canary: &Canary<'_>,
+    actions: &mut Vec<Action>,
+    skipping_steps: bool,
+    paused: bool,
+) -> Vec<sluice_api::rollout::StepPluginStatus> {
+    let previous = context.previous;
+    let decision = step_plugin::calls(&step_plugin::Situation {
+        steps: canary.steps,
+        index: canary.index,
+        statuses: &context.observed.step_plugin_reports,
+        persisted: &previous.canary.step_plugin_statuses,
+        aborted: context.aborted(),
+        promoting_fully: skipping_steps || fully_promoted(previous),
+        paused,
+        now: context.now,
+    });
+    if let Some(delay) = decision.requeue_after {
+        context.requeue_after(delay);
+    }
+    if !decision.calls.is_empty() {
+        // Plan again right away, with the outcomes recorded.
+        context.requeue_after(Duration::ZERO);
+    }
+    actions.extend(decision.calls.into_iter().map(Action::StepPlugin));
+    decision.statuses
 }
 
 /// Argo's `BeforeStartingStep`: background analysis waits for `startingStep`.
@@ -1155,8 +1156,7 @@ fn completed_current_step(
     if step.plugin.is_some() {
         return canary
             .index
-            .and_then(|index| plugin_report(context, index))
-            .is_some_and(|report| report.phase.as_deref() == Some("Successful"));
+            .is_some_and(|index| step_plugin::step_completed(&runs.plugin_statuses, index));
     }
     false
 }

@@ -23,6 +23,7 @@ pub mod replicas;
 pub mod restart;
 mod runs;
 pub mod status;
+pub mod step_plugin;
 
 pub use k8s_openapi::jiff::Timestamp;
 pub use observed::Observed;

@@ -23,7 +23,8 @@ pub struct Observed {
     pub experiments: Vec<ObservedExperiment>,
     /// The result of the last `verify-weight` router call, if one was made.
     pub weight_verification: Option<WeightVerification>,
-    /// What the step plugins reported for the current update (index, phase, message, ...).
+    /// The step plugin statuses: the Rollout's `status.canary.stepPluginStatuses` with the
+    /// outcomes of calls made since then merged in ([`crate::step_plugin::merge`]).
     pub step_plugin_reports: Vec<StepPluginStatus>,
     /// Spec violations (`path: message`), from `sluice_api::validation`; non-empty means
     /// `InvalidSpec`.

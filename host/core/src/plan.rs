@@ -141,16 +141,9 @@ pub enum Action {
         /// Pod name.
         name: String,
     },
-    /// Run (or poll) the step plugin of the current `plugin` step; its outcome comes back in
-    /// [`crate::Observed::step_plugin_reports`].
-    RunStepPlugin {
-        /// Step index.
-        step_index: i32,
-        /// Plugin name.
-        name: String,
-        /// Plugin configuration, verbatim.
-        config: Option<serde_json::Value>,
-    },
+    /// Call a step plugin (Run, Terminate or Abort); the status its outcome is recorded as
+    /// ([`crate::step_plugin::record`]) comes back in [`crate::Observed::step_plugin_reports`].
+    StepPlugin(crate::step_plugin::StepPluginCall),
 }
 
 /// The ReplicaSet to create for the desired revision.

@@ -129,7 +129,7 @@ pub(crate) async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Re
                 writer.delete::<Experiment>(name, "Experiment").await?
             }
             Action::CreateExperiment(request) => writer.create_experiment(request).await?,
-            Action::RunStepPlugin { .. } => return Err(Error::Unsupported("the plugin step")),
+            Action::StepPlugin(_) => return Err(Error::Unsupported("the plugin step")),
         }
     }
     for write in pending {

@@ -7,7 +7,7 @@
     reason = "each scenario file uses a different subset of the simulator"
 )]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -16,7 +16,7 @@ use sluice_api::analysis::{AnalysisPhase, AnalysisTemplateRef};
 use sluice_api::labels;
 use sluice_api::rollout::{
     BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, RolloutPause,
-    RolloutSpec, RolloutStatus, RolloutStrategy, RolloutTrafficRouting,
+    RolloutSpec, RolloutStatus, RolloutStrategy, RolloutTrafficRouting, StepPluginOperation,
 };
 use sluice_core::events::{Event, rollout_events};
 use sluice_core::observed::{
@@ -24,6 +24,7 @@ use sluice_core::observed::{
     WeightVerification,
 };
 use sluice_core::restart::ObservedPod;
+use sluice_core::step_plugin::{self, StepPluginCall, StepPluginOutcome};
 use sluice_core::{Action, Observed, Plan, RouterCall, plan};
 
 /// 2026-01-01T00:00:00Z.
@@ -153,6 +154,10 @@ pub struct Sim {
     pub plans: Vec<Plan>,
     /// Every event the plans emitted, in order.
     pub events: Vec<Event>,
+    /// What each step plugin answers, by name and operation (unscripted calls fail).
+    pub step_plugin_outcomes: HashMap<(String, StepPluginOperation), StepPluginOutcome>,
+    /// Every step plugin call made, in order.
+    pub step_plugin_calls: Vec<StepPluginCall>,
 }
 
 impl Sim {
@@ -191,6 +196,8 @@ impl Sim {
             router_weight: 0,
             plans: Vec::new(),
             events: Vec::new(),
+            step_plugin_outcomes: HashMap::new(),
+            step_plugin_calls: Vec::new(),
         }
     }
 
@@ -250,6 +257,7 @@ impl Sim {
     }
 
     pub fn apply(&mut self, plan: &Plan) {
+        let mut reports = Vec::new();
         for action in &plan.actions {
             match action {
                 Action::CreateReplicaSet(new) => {
@@ -355,10 +363,22 @@ impl Sim {
                 Action::DeleteExperiment { name } => {
                     self.observed.experiments.retain(|e| e.name != *name)
                 }
-                Action::RunStepPlugin { .. } => {}
+                Action::StepPlugin(call) => {
+                    let outcome = self
+                        .step_plugin_outcomes
+                        .get(&(call.name.clone(), call.operation))
+                        .cloned()
+                        .unwrap_or_else(|| StepPluginOutcome::CallFailed("not scripted".into()));
+                    reports.push(step_plugin::record(call, outcome, self.now));
+                    self.step_plugin_calls.push(call.clone());
+                }
             }
         }
         self.observed.rollout.status = Some(plan.status.clone());
+        self.observed.step_plugin_reports = plan.status.canary.step_plugin_statuses.clone();
+        for report in reports {
+            step_plugin::merge(&mut self.observed.step_plugin_reports, report);
+        }
     }
 
     /// Lists the pods of every ReplicaSet, as the controller does while a restart is due:
