@@ -100,13 +100,6 @@ fn known_digest(entry: &PluginEntry) -> Option<String> {
     }
 }
 
-fn kind_name(kind: PluginKind) -> &'static str {
-    match kind {
-        PluginKind::TrafficRouter => "traffic-router",
-        PluginKind::MetricProvider => "metric-provider",
-    }
-}
-
 /// Renders the plugin table.
 fn render_list(config: &PluginConfig) -> String {
     let mut out = String::new();
@@ -116,7 +109,7 @@ fn render_list(config: &PluginConfig) -> String {
         out.push_str(&format!(
             "{}\n  kind:     {}\n  location: {}\n  type:     {}\n  sha256:   {digest}\n",
             spec.name,
-            kind_name(spec.kind),
+            spec.kind.label(),
             entry.location,
             spec.expected_type.as_deref().unwrap_or("-"),
         ));
@@ -151,7 +144,7 @@ fn render_list(config: &PluginConfig) -> String {
         out.push_str(&format!(
             "{}\n  kind:     {}\n  INVALID:  {}\n",
             invalid.name,
-            kind_name(invalid.kind),
+            invalid.kind.label(),
             invalid.reason
         ));
     }
@@ -186,7 +179,11 @@ fn inspect(file: &Path) -> anyhow::Result<ExitCode> {
         let engine = sluice_testkit::shared_engine()?;
         let compiled = engine.compile_component(bytes).await?;
         let mut results = Vec::new();
-        for kind in [PluginKind::TrafficRouter, PluginKind::MetricProvider] {
+        for kind in [
+            PluginKind::TrafficRouter,
+            PluginKind::MetricProvider,
+            PluginKind::Step,
+        ] {
             let spec = PluginSpec {
                 name: "inspect".to_string(),
                 kind,
@@ -213,9 +210,9 @@ fn inspect(file: &Path) -> anyhow::Result<ExitCode> {
         match result {
             Ok(plugin_type) => {
                 loads_as_any = true;
-                println!("{}: loads, plugin-type {plugin_type:?}", kind_name(kind));
+                println!("{}: loads, plugin-type {plugin_type:?}", kind.label());
             }
-            Err(error) => println!("{}: does not load: {error}", kind_name(kind)),
+            Err(error) => println!("{}: does not load: {error}", kind.label()),
         }
     }
     Ok(if loads_as_any {

@@ -22,7 +22,8 @@ pub struct PluginConfigMap {
     pub name: String,
 }
 
-/// ConfigMap data: plugin lists under `trafficRouterPlugins` and `metricProviderPlugins`.
+/// ConfigMap data: plugin lists under `trafficRouterPlugins`, `metricProviderPlugins` and
+/// `stepPlugins`.
 pub(crate) type ConfigData = BTreeMap<String, String>;
 
 /// The data of a ConfigMap that was applied (`None`: no ConfigMap).
@@ -117,6 +118,7 @@ pub(crate) async fn apply(
             } => {
                 tracing::error!(plugin = %name, %reason, ?serving_previous, "plugin failed to load");
             }
+            PluginStatus::Disabled => tracing::info!(plugin = %name, "plugin disabled"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Host-side bindings of the `sluice:plugin@0.1.0` worlds, generated from `wit/`.
 //!
-//! One `bindgen!` per world; the metric-provider world reuses the host interfaces and shared
-//! types of the traffic-router world so both worlds link against one store type.
+//! One `bindgen!` per world; the metric-provider and step worlds reuse the host interfaces and shared
+//! types of the traffic-router world so all worlds link against one store type.
 
 #![allow(
     missing_docs,
@@ -25,6 +25,24 @@ pub mod provider {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "sluice:plugin/metric-provider-plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "sluice:host": crate::bindings::router::sluice::host,
+            "sluice:plugin/types": crate::bindings::router::sluice::plugin::types,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+/// The `step-plugin` world.
+pub mod step {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "sluice:plugin/step-plugin",
         imports: { default: async | trappable },
         exports: { default: async },
         require_store_data_send: true,

@@ -17,6 +17,8 @@ use crate::plugin::{PluginKind, PluginSpec};
 pub const TRAFFIC_ROUTER_PLUGINS_KEY: &str = "trafficRouterPlugins";
 /// ConfigMap key listing metric-provider plugins (the same key Argo Rollouts uses).
 pub const METRIC_PROVIDER_PLUGINS_KEY: &str = "metricProviderPlugins";
+/// ConfigMap key listing step plugins (the same key Argo Rollouts uses).
+pub const STEP_PLUGINS_KEY: &str = "stepPlugins";
 
 /// Where a plugin's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,8 @@ pub struct PluginEntry {
     pub location: PluginLocation,
     /// Expected sha256 (lower-case hex).
     pub sha256: Option<String>,
+    /// Step plugins only: not loaded, and every step using it counts as complete.
+    pub disabled: bool,
 }
 
 /// An entry that failed validation.
@@ -151,6 +155,8 @@ struct PluginItem {
     grants: GrantsSpec,
     #[serde(default)]
     limits: LimitsSpec,
+    #[serde(default)]
+    disabled: bool,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -193,7 +199,10 @@ fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<Plugin
         return Err(format!("location {} needs a sha256", item.location));
     }
     let grants = item.grants.validate().map_err(|e| e.to_string())?;
-    if kind == PluginKind::TrafficRouter
+    if item.disabled && kind != PluginKind::Step {
+        return Err("only step plugins can be disabled".into());
+    }
+    if !kind.uses_http()
         && !(grants.http.is_empty()
             && grants.http_from_config.is_empty()
             && grants.tls_skip_verify_from_config.is_none())
@@ -215,6 +224,7 @@ fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<Plugin
         },
         location,
         sha256,
+        disabled: item.disabled,
     })
 }
 
@@ -228,6 +238,7 @@ pub fn parse_plugin_config(
     for (key, kind) in [
         (TRAFFIC_ROUTER_PLUGINS_KEY, PluginKind::TrafficRouter),
         (METRIC_PROVIDER_PLUGINS_KEY, PluginKind::MetricProvider),
+        (STEP_PLUGINS_KEY, PluginKind::Step),
     ] {
         let Some(text) = data.get(key) else { continue };
         let items: Option<Vec<serde_yaml::Value>> =
@@ -247,7 +258,7 @@ pub fn parse_plugin_config(
                 Ok(_) if !seen.insert(name.clone()) => config.invalid.push(InvalidEntry {
                     name,
                     kind,
-                    reason: "duplicate plugin name; names are unique across both keys".into(),
+                    reason: "duplicate plugin name; names are unique across all keys".into(),
                 }),
                 Ok(entry) => config.entries.push(entry),
                 Err(reason) => config.invalid.push(InvalidEntry { name, kind, reason }),

@@ -68,7 +68,7 @@ impl std::fmt::Debug for PluginEngine {
 pub(crate) struct EngineInner {
     pub(crate) engine: Engine,
     router_linker: Linker<HostState>,
-    provider_linker: Linker<HostState>,
+    http_linker: Linker<HostState>,
     pub(crate) permits: tokio::sync::Semaphore,
     pub(crate) options: EngineOptions,
     allocator: InstanceAllocator,
@@ -135,14 +135,14 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:random/",
     "wasi:sockets/",
 ];
-/// Interfaces only metric providers get.
-const PROVIDER_IMPORTS: &[&str] = &["wasi:http/types", "wasi:http/outgoing-handler"];
+/// Interfaces only plugins that may use HTTP (metric providers, step plugins) get.
+const HTTP_IMPORTS: &[&str] = &["wasi:http/types", "wasi:http/outgoing-handler"];
 
 fn provided(kind: PluginKind, import: &str) -> bool {
     let base = import.split('@').next().unwrap_or(import);
     COMMON_IMPORTS.contains(&base)
         || WASI_PACKAGES.iter().any(|p| base.starts_with(p))
-        || (kind == PluginKind::MetricProvider && PROVIDER_IMPORTS.contains(&base))
+        || (kind.uses_http() && HTTP_IMPORTS.contains(&base))
 }
 
 impl PluginEngine {
@@ -166,7 +166,7 @@ impl PluginEngine {
                 InstanceAllocator::OnDemand,
             ),
         };
-        let (router_linker, provider_linker) =
+        let (router_linker, http_linker) =
             linkers(&engine).map_err(|e| EngineError(e.to_string()))?;
         spawn_ticker(&engine, options.epoch_tick)?;
         let permits = tokio::sync::Semaphore::new(options.max_concurrent_calls as usize);
@@ -174,7 +174,7 @@ impl PluginEngine {
             inner: Arc::new(EngineInner {
                 engine,
                 router_linker,
-                provider_linker,
+                http_linker,
                 permits,
                 options,
                 allocator,
@@ -245,7 +245,7 @@ impl PluginEngine {
         tracing::debug!(world = kind.world(), imports = ?imports, "plugin imports");
         let linker = match kind {
             PluginKind::TrafficRouter => &self.inner.router_linker,
-            PluginKind::MetricProvider => &self.inner.provider_linker,
+            PluginKind::MetricProvider | PluginKind::Step => &self.inner.http_linker,
         };
         linker
             .instantiate_pre(component)

@@ -86,6 +86,12 @@ pub enum CallError {
         /// Why it is not available.
         reason: String,
     },
+    /// The plugin is disabled in the configuration (step plugins only).
+    #[error("plugin {plugin} is disabled")]
+    Disabled {
+        /// Plugin name.
+        plugin: String,
+    },
 }
 
 impl CallError {
@@ -101,6 +107,7 @@ impl CallError {
             Self::Plugin { .. } => "plugin_error",
             Self::InvalidOutput { .. } => "invalid_output",
             Self::Load { .. } => "load_error",
+            Self::Disabled { .. } => "disabled",
         }
     }
 

@@ -46,9 +46,12 @@ pub use crate::bindings::types::{
     AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute,
     PluginError, RolloutContext, RouteMatch, StringMatch, Verification, WeightDestination,
 };
+pub use crate::bindings::step::exports::sluice::plugin::step::{
+    StepContext, StepPhase, StepResult,
+};
 pub use crate::config::{
     ConfigError, InvalidEntry, METRIC_PROVIDER_PLUGINS_KEY, PluginConfig, PluginEntry,
-    PluginLocation, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config,
+    PluginLocation, STEP_PLUGINS_KEY, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config,
 };
 pub use crate::engine::{EngineError, EngineOptions, InstanceAllocator, PluginEngine};
 pub use crate::error::{CallError, LoadError};
@@ -69,6 +72,6 @@ pub use crate::limits::{LimitError, Limits, LimitsSpec, parse_duration, parse_qu
 pub use crate::loader::{FetchOptions, sha256_hex};
 pub use crate::metrics::PluginMetrics;
 pub use crate::plugin::{
-    CompiledComponent, MetricProvider, Plugin, PluginKind, PluginSpec, TrafficRouter,
+    CompiledComponent, MetricProvider, Plugin, PluginKind, PluginSpec, StepPlugin, TrafficRouter,
 };
 pub use crate::registry::{PluginRegistry, PluginStatus};

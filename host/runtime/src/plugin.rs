@@ -9,6 +9,8 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::provider::MetricProviderPluginPre;
 use crate::bindings::router::TrafficRouterPluginPre;
+use crate::bindings::step::StepPluginPre;
+use crate::bindings::step::exports::sluice::plugin::step::{StepContext, StepResult};
 use crate::bindings::types::{
     AnalysisContext, AnalysisPhase, HeaderRoute, Measurement, MirrorRoute, PluginError,
     RolloutContext, Verification, WeightDestination,
@@ -29,6 +31,8 @@ pub enum PluginKind {
     TrafficRouter,
     /// `metric-provider-plugin`.
     MetricProvider,
+    /// `step-plugin`.
+    Step,
 }
 
 impl PluginKind {
@@ -37,6 +41,7 @@ impl PluginKind {
         match self {
             Self::TrafficRouter => "sluice:plugin/traffic-router-plugin",
             Self::MetricProvider => "sluice:plugin/metric-provider-plugin",
+            Self::Step => "sluice:plugin/step-plugin",
         }
     }
 
@@ -45,6 +50,22 @@ impl PluginKind {
         match self {
             Self::TrafficRouter => "sluice:plugin/traffic-router",
             Self::MetricProvider => "sluice:plugin/metric-provider",
+            Self::Step => "sluice:plugin/step",
+        }
+    }
+
+    /// Whether plugins of this kind may import `wasi:http/outgoing-handler` (and be granted
+    /// HTTP access).
+    pub fn uses_http(self) -> bool {
+        !matches!(self, Self::TrafficRouter)
+    }
+
+    /// How the configuration names the kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TrafficRouter => "traffic-router",
+            Self::MetricProvider => "metric-provider",
+            Self::Step => "step",
         }
     }
 }
@@ -66,13 +87,15 @@ pub struct PluginSpec {
     pub expected_type: Option<String>,
 }
 
-/// A loaded plugin of either kind.
+/// A loaded plugin of any kind.
 #[derive(Clone)]
 pub enum Plugin {
     /// A traffic router.
     TrafficRouter(TrafficRouter),
     /// A metric provider.
     MetricProvider(MetricProvider),
+    /// A step plugin.
+    Step(StepPlugin),
 }
 
 impl Plugin {
@@ -95,6 +118,7 @@ impl Plugin {
         match self {
             Self::TrafficRouter(p) => &p.core,
             Self::MetricProvider(p) => &p.core,
+            Self::Step(p) => &p.core,
         }
     }
 }
@@ -700,6 +724,111 @@ impl MetricProvider {
     }
 }
 
+/// A loaded step plugin; cheap to clone. Every call gets a fresh instance.
+#[derive(Clone)]
+pub struct StepPlugin {
+    core: CallCore,
+    pre: StepPluginPre<HostState>,
+}
+
+impl StepPlugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.core.shared.name
+    }
+
+    /// The target of a call about a Rollout step: HTTP access to the origins the grants take
+    /// from the step's `plugin-config`.
+    fn step_target<'a>(&self, ctx: &'a StepContext) -> CallTarget<'a> {
+        let (origins, skip_tls_verify) = self.core.shared.grants.from_config(&ctx.plugin_config);
+        CallTarget {
+            namespace: Some(&ctx.namespace),
+            object: Some(&ctx.name),
+            access: CallAccess {
+                origins,
+                skip_tls_verify,
+                secrets: Arc::from([]),
+            },
+        }
+    }
+
+    /// `plugin-type`.
+    pub async fn plugin_type(&self) -> Result<String, CallError> {
+        call_export!(
+            self,
+            "plugin-type",
+            CallTarget::default(),
+            validate_plugin_type,
+            |p, store| {
+                p.sluice_plugin_step()
+                    .call_plugin_type(&mut *store)
+                    .await
+                    .map(Ok)
+            }
+        )
+    }
+
+    /// `init`.
+    pub async fn init(&self) -> Result<(), CallError> {
+        call_export!(self, "init", CallTarget::default(), accept, |p, store| {
+            p.sluice_plugin_step().call_init(&mut *store).await
+        })
+    }
+
+    /// `run`: carries out (or polls) the step.
+    pub async fn run(&self, ctx: &StepContext) -> Result<StepResult, CallError> {
+        call_export!(
+            self,
+            "run",
+            self.step_target(ctx),
+            validate_step_result,
+            |p, store| p.sluice_plugin_step().call_run(&mut *store, ctx).await
+        )
+    }
+
+    /// `terminate`: stops a running step because the Rollout was fully promoted.
+    pub async fn terminate(&self, ctx: &StepContext) -> Result<StepResult, CallError> {
+        call_export!(
+            self,
+            "terminate",
+            self.step_target(ctx),
+            validate_step_result,
+            |p, store| p.sluice_plugin_step().call_terminate(&mut *store, ctx).await
+        )
+    }
+
+    /// `abort`: undoes a step because the Rollout was aborted.
+    pub async fn abort(&self, ctx: &StepContext) -> Result<StepResult, CallError> {
+        call_export!(
+            self,
+            "abort",
+            self.step_target(ctx),
+            validate_step_result,
+            |p, store| p.sluice_plugin_step().call_abort(&mut *store, ctx).await
+        )
+    }
+}
+
+/// Largest `status` a step result may carry: it is stored in the Rollout's status.
+const MAX_STEP_STATUS: usize = 64 << 10;
+
+fn validate_step_result(result: StepResult) -> Result<StepResult, String> {
+    if result.message.len() > MAX_MEASUREMENT_TEXT {
+        return Err(format!(
+            "message longer than {MAX_MEASUREMENT_TEXT} bytes"
+        ));
+    }
+    if result.status.len() > MAX_STEP_STATUS {
+        return Err(format!("status longer than {MAX_STEP_STATUS} bytes"));
+    }
+    if !result.status.is_empty()
+        && let Err(error) = serde_json::from_str::<serde_json::Value>(&result.status)
+    {
+        return Err(format!("status is not JSON: {error}"));
+    }
+    Ok(result)
+}
+
 /// A compiled component, reusable for any number of plugin loads on the same engine.
 #[derive(Clone)]
 pub struct CompiledComponent {
@@ -786,38 +915,35 @@ impl PluginEngine {
         let link_error = |e: wasmtime::Error| LoadError::Link {
             reason: format!("{e:#}"),
         };
-        let plugin = match spec.kind {
-            crate::PluginKind::TrafficRouter => {
-                let mut router = TrafficRouter {
-                    core,
-                    pre: TrafficRouterPluginPre::new(pre).map_err(link_error)?,
-                };
-                let plugin_type = router
+        // Checks `plugin-type` against the spec and calls `init`.
+        macro_rules! verified {
+            ($plugin:expr) => {{
+                let mut plugin = $plugin;
+                let plugin_type = plugin
                     .plugin_type()
                     .await
                     .map_err(LoadError::Verification)?;
                 check_type(&spec, &plugin_type)?;
-                router.init().await.map_err(LoadError::Verification)?;
-                router.core.plugin_type = plugin_type;
-                Plugin::TrafficRouter(router)
-            }
-            crate::PluginKind::MetricProvider => {
-                let mut provider = MetricProvider {
-                    core,
-                    pre: MetricProviderPluginPre::new(pre).map_err(link_error)?,
-                    secrets: Arc::from([]),
-                };
-                let plugin_type = provider
-                    .plugin_type()
-                    .await
-                    .map_err(LoadError::Verification)?;
-                check_type(&spec, &plugin_type)?;
-                provider.init().await.map_err(LoadError::Verification)?;
-                provider.core.plugin_type = plugin_type;
-                Plugin::MetricProvider(provider)
-            }
-        };
-        Ok(plugin)
+                plugin.init().await.map_err(LoadError::Verification)?;
+                plugin.core.plugin_type = plugin_type;
+                plugin
+            }};
+        }
+        Ok(match spec.kind {
+            PluginKind::TrafficRouter => Plugin::TrafficRouter(verified!(TrafficRouter {
+                core,
+                pre: TrafficRouterPluginPre::new(pre).map_err(link_error)?,
+            })),
+            PluginKind::MetricProvider => Plugin::MetricProvider(verified!(MetricProvider {
+                core,
+                pre: MetricProviderPluginPre::new(pre).map_err(link_error)?,
+                secrets: Arc::from([]),
+            })),
+            PluginKind::Step => Plugin::Step(verified!(StepPlugin {
+                core,
+                pre: StepPluginPre::new(pre).map_err(link_error)?,
+            })),
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::{CallError, LoadError};
 use crate::host::HostServices;
 use crate::loader::{FetchOptions, Fetcher};
 use crate::metrics::PluginMetrics;
-use crate::plugin::{MetricProvider, Plugin, PluginKind, TrafficRouter};
+use crate::plugin::{MetricProvider, Plugin, PluginKind, StepPlugin, TrafficRouter};
 
 /// The state of one configured plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub enum PluginStatus {
         /// Digest of the previous version that keeps serving, if any.
         serving_previous: Option<String>,
     },
+    /// Disabled in the configuration (step plugins): not loaded; its steps count as complete.
+    Disabled,
 }
 
 struct Slot {
@@ -97,6 +99,18 @@ impl PluginRegistry {
             if unchanged {
                 continue;
             }
+            if entry.disabled {
+                loaded.push((
+                    name,
+                    Slot {
+                        entry: Some(entry.clone()),
+                        kind: entry.spec.kind,
+                        status: PluginStatus::Disabled,
+                        plugin: None,
+                    },
+                ));
+                continue;
+            }
             let slot = match self.load(entry).await {
                 Ok(plugin) => {
                     tracing::info!(plugin = %name, digest = plugin.digest(), plugin_type = plugin.plugin_type(), "plugin loaded");
@@ -161,7 +175,7 @@ impl PluginRegistry {
     pub fn traffic_router(&self, name: &str) -> Result<TrafficRouter, CallError> {
         match self.plugin(name, PluginKind::TrafficRouter)? {
             Plugin::TrafficRouter(router) => Ok(router),
-            Plugin::MetricProvider(_) => Err(wrong_kind(name, PluginKind::TrafficRouter)),
+            _ => Err(wrong_kind(name, PluginKind::TrafficRouter)),
         }
     }
 
@@ -169,7 +183,15 @@ impl PluginRegistry {
     pub fn metric_provider(&self, name: &str) -> Result<MetricProvider, CallError> {
         match self.plugin(name, PluginKind::MetricProvider)? {
             Plugin::MetricProvider(provider) => Ok(provider),
-            Plugin::TrafficRouter(_) => Err(wrong_kind(name, PluginKind::MetricProvider)),
+            _ => Err(wrong_kind(name, PluginKind::MetricProvider)),
+        }
+    }
+
+    /// The step plugin named `name` ([`CallError::Disabled`] when it is disabled).
+    pub fn step_plugin(&self, name: &str) -> Result<StepPlugin, CallError> {
+        match self.plugin(name, PluginKind::Step)? {
+            Plugin::Step(step) => Ok(step),
+            _ => Err(wrong_kind(name, PluginKind::Step)),
         }
     }
 
@@ -185,6 +207,13 @@ impl PluginRegistry {
                 ..
             }) => Ok(plugin.clone()),
             Some(Slot {
+                status: PluginStatus::Disabled,
+                kind: PluginKind::Step,
+                ..
+            }) if kind == PluginKind::Step => Err(CallError::Disabled {
+                plugin: name.to_owned(),
+            }),
+            Some(Slot {
                 status: PluginStatus::Failed { reason, .. },
                 ..
             }) => Err(CallError::Load {
@@ -195,7 +224,7 @@ impl PluginRegistry {
                 plugin: name.to_owned(),
                 reason: format!(
                     "no {} plugin with this name is configured",
-                    kind_label(kind)
+                    kind.label()
                 ),
             }),
         })
@@ -278,16 +307,9 @@ fn pinned(entry: &PluginEntry) -> bool {
     entry.sha256.is_some() || matches!(entry.location, crate::config::PluginLocation::Builtin(_))
 }
 
-fn kind_label(kind: PluginKind) -> &'static str {
-    match kind {
-        PluginKind::TrafficRouter => "traffic-router",
-        PluginKind::MetricProvider => "metric-provider",
-    }
-}
-
 fn wrong_kind(name: &str, wanted: PluginKind) -> CallError {
     CallError::Load {
         plugin: name.to_owned(),
-        reason: format!("configured, but not as a {} plugin", kind_label(wanted)),
+        reason: format!("configured, but not as a {} plugin", wanted.label()),
     }
 }

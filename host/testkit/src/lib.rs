@@ -34,7 +34,7 @@ pub use sluice_runtime;
 pub use sluice_runtime::{
     AnalysisContext, AnalysisPhase, CallError, Capability, Exchange, Grants, GrantsSpec, LoadError,
     LogLevel, LogRecord, Measurement, MetricProvider, PluginKind, PluginMetrics, RolloutContext,
-    TrafficRouter,
+    StepContext, StepPhase, StepPlugin, StepResult, TrafficRouter,
 };
 use sluice_runtime::{
     CompiledComponent, EngineOptions, HostObserver, HostServices, Limits, Plugin, PluginEngine,
@@ -195,6 +195,11 @@ impl PluginHarness {
         Self::new(PluginKind::MetricProvider, path)
     }
 
+    /// A step-plugin harness.
+    pub fn step_plugin(path: impl AsRef<Path>) -> Result<Self, HarnessError> {
+        Self::new(PluginKind::Step, path)
+    }
+
     /// Sets the plugin name (used in messages, metrics and the apply field manager).
     pub fn name(mut self, name: &str) -> Self {
         self.spec.name = name.to_owned();
@@ -293,7 +298,7 @@ impl PluginHarness {
     pub async fn load_router(&self) -> Result<TrafficRouter, HarnessError> {
         match self.load().await? {
             Plugin::TrafficRouter(router) => Ok(router),
-            Plugin::MetricProvider(_) => unreachable_kind(),
+            _ => unreachable_kind(),
         }
     }
 
@@ -301,7 +306,15 @@ impl PluginHarness {
     pub async fn load_provider(&self) -> Result<MetricProvider, HarnessError> {
         match self.load().await? {
             Plugin::MetricProvider(provider) => Ok(provider),
-            Plugin::TrafficRouter(_) => unreachable_kind(),
+            _ => unreachable_kind(),
+        }
+    }
+
+    /// Loads the plugin as a step plugin.
+    pub async fn load_step(&self) -> Result<StepPlugin, HarnessError> {
+        match self.load().await? {
+            Plugin::Step(step) => Ok(step),
+            _ => unreachable_kind(),
         }
     }
 }
@@ -326,6 +339,27 @@ pub fn rollout_context(namespace: &str, name: &str, plugin_config: &str) -> Roll
         stable_service: format!("{name}-stable"),
         canary_pod_template_hash: String::new(),
         stable_pod_template_hash: String::new(),
+        rollout_json: "{}".to_owned(),
+    }
+}
+
+/// A minimal step context: namespace, Rollout name, step index, plugin config JSON and the
+/// plugin's status from its previous `run` (empty: none).
+pub fn step_context(
+    namespace: &str,
+    name: &str,
+    step_index: u32,
+    plugin_config: &str,
+    status: &str,
+) -> StepContext {
+    StepContext {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        uid: format!("{namespace}-{name}-uid"),
+        plugin_name: String::new(),
+        step_index,
+        plugin_config: plugin_config.to_owned(),
+        status: status.to_owned(),
         rollout_json: "{}".to_owned(),
     }
 }

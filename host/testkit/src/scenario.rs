@@ -9,10 +9,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_runtime::{
     AnalysisPhase, CallError, HeaderMatch, HeaderRoute, LimitsSpec, Measurement, MirrorRoute,
-    RouteMatch, StringMatch, Verification, WeightDestination,
+    RouteMatch, StepPhase, StringMatch, Verification, WeightDestination,
 };
 
-use crate::{HarnessError, PluginHarness, PluginKind, analysis_context, rollout_context};
+use crate::{
+    HarnessError, PluginHarness, PluginKind, analysis_context, rollout_context, step_context,
+};
 
 /// A scenario file.
 #[derive(Debug, Deserialize)]
@@ -20,7 +22,7 @@ use crate::{HarnessError, PluginHarness, PluginKind, analysis_context, rollout_c
 pub struct Scenario {
     /// Path of the `.wasm` component, relative to the scenario file.
     pub plugin: PathBuf,
-    /// `traffic-router` or `metric-provider`.
+    /// `traffic-router`, `metric-provider` or `step`.
     pub kind: PluginKind,
     /// Plugin name (default: the file name).
     #[serde(default)]
@@ -85,6 +87,9 @@ pub struct Call {
     /// AnalysisRun fields for metric-provider methods.
     #[serde(default)]
     pub analysis: Option<AnalysisSpec>,
+    /// Rollout step fields for step-plugin methods.
+    #[serde(default)]
+    pub step: Option<StepSpec>,
     /// Method arguments, e.g. `{desiredWeight: 30}`, `{canaryHash, stableHash}`, `{route: …}`,
     /// `{measurement: …}`, `{limit: 5}`.
     #[serde(default)]
@@ -110,6 +115,25 @@ pub struct RolloutSpec {
     /// Stable Service.
     #[serde(default)]
     pub stable_service: Option<String>,
+}
+
+/// Rollout step fields of a step context.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepSpec {
+    /// Namespace.
+    pub namespace: String,
+    /// Rollout name.
+    pub name: String,
+    /// Step index.
+    #[serde(default)]
+    pub step_index: u32,
+    /// Plugin config (any YAML; passed as JSON).
+    #[serde(default)]
+    pub plugin_config: Value,
+    /// The plugin's status from its previous `run` (any YAML; passed as JSON; absent: none).
+    #[serde(default)]
+    pub status: Option<Value>,
 }
 
 /// AnalysisRun fields of a context.
@@ -335,6 +359,13 @@ pub async fn run(scenario: Scenario, base: &Path, path: &Path) -> Result<Report,
                 calls.push(check(call, outcome));
             }
         }
+        PluginKind::Step => {
+            let step = harness.load_step().await?;
+            for call in &scenario.calls {
+                let outcome = step_call(&step, call).await.map_err(invalid)?;
+                calls.push(check(call, outcome));
+            }
+        }
     }
     let kube_failures = scenario
         .expect_kube
@@ -464,6 +495,42 @@ async fn provider_call(
             Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
         }),
         other => return Err(format!("unknown metric-provider method {other:?}")),
+    })
+}
+
+async fn step_call(step: &sluice_runtime::StepPlugin, call: &Call) -> Result<Value, String> {
+    let spec = call.step.as_ref();
+    let ctx = step_context(
+        spec.map_or("default", |s| s.namespace.as_str()),
+        spec.map_or("rollout", |s| s.name.as_str()),
+        spec.map_or(0, |s| s.step_index),
+        &spec.map_or_else(|| "{}".to_owned(), |s| config_json(&s.plugin_config)),
+        &spec
+            .and_then(|s| s.status.as_ref())
+            .map(Value::to_string)
+            .unwrap_or_default(),
+    );
+    Ok(match call.method.as_str() {
+        "plugin-type" => outcome(step.plugin_type().await, Value::String),
+        "init" => outcome(step.init().await, |()| Value::Null),
+        "run" => outcome(step.run(&ctx).await, step_result_json),
+        "terminate" => outcome(step.terminate(&ctx).await, step_result_json),
+        "abort" => outcome(step.abort(&ctx).await, step_result_json),
+        other => return Err(format!("unknown step method {other:?}")),
+    })
+}
+
+fn step_result_json(result: sluice_runtime::StepResult) -> Value {
+    let phase = match result.phase {
+        StepPhase::Running => "Running",
+        StepPhase::Successful => "Successful",
+        StepPhase::Failed => "Failed",
+    };
+    json!({
+        "phase": phase,
+        "message": result.message,
+        "requeueAfterMs": result.requeue_after_ms,
+        "status": serde_json::from_str::<Value>(&result.status).unwrap_or(Value::Null),
     })
 }
 
