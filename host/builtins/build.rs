@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-const PACKAGES: [&str; 6] = [
+const PACKAGES: [&str; 7] = [
     "sluice-plugin-gatewayapi",
     "sluice-plugin-nginx",
     "sluice-plugin-istio",
     "sluice-plugin-prometheus",
     "sluice-plugin-web",
     "sluice-plugin-job",
+    "sluice-plugin-approval",
 ];
 
 fn main() {

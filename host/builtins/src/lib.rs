@@ -1,7 +1,8 @@
 //! Sluice's built-in plugins, compiled from `plugins/` to Wasm components at build time and
 //! embedded in the binary, so a default install routes traffic and analyses metrics with no
 //! downloads. They run through the same sandbox as third-party plugins, with the narrowest
-//! grants that work ([`DEFAULT_TRAFFIC_ROUTER_PLUGINS`], [`DEFAULT_METRIC_PROVIDER_PLUGINS`]).
+//! grants that work ([`DEFAULT_TRAFFIC_ROUTER_PLUGINS`], [`DEFAULT_METRIC_PROVIDER_PLUGINS`],
+//! [`DEFAULT_STEP_PLUGINS`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ pub enum BuiltinKind {
     TrafficRouter,
     /// `sluice:plugin/metric-provider`.
     MetricProvider,
+    /// `sluice:plugin/step`.
+    Step,
 }
 
 /// One embedded plugin.
@@ -35,7 +38,7 @@ macro_rules! embedded {
 }
 
 /// Every built-in plugin.
-pub const BUILTINS: [Builtin; 6] = [
+pub const BUILTINS: [Builtin; 7] = [
     Builtin {
         name: "gatewayapi",
         kind: BuiltinKind::TrafficRouter,
@@ -72,6 +75,12 @@ pub const BUILTINS: [Builtin; 6] = [
         plugin_type: "Job",
         wasm: embedded!("SLUICE_PLUGIN_JOB"),
     },
+    Builtin {
+        name: "approval",
+        kind: BuiltinKind::Step,
+        plugin_type: "Approval",
+        wasm: embedded!("SLUICE_PLUGIN_APPROVAL"),
+    },
 ];
 
 /// The components by `builtin:` name, as the plugin registry takes them.
@@ -83,7 +92,8 @@ pub fn components() -> BTreeMap<String, Arc<[u8]>> {
 }
 
 /// The plugin configuration of a default install, as ConfigMap data: the built-in routers under
-/// `trafficRouterPlugins` and the built-in providers under `metricProviderPlugins`.
+/// `trafficRouterPlugins`, the built-in providers under `metricProviderPlugins` and the built-in
+/// step plugins under `stepPlugins`.
 pub fn default_plugin_config() -> BTreeMap<String, String> {
     BTreeMap::from([
         (
@@ -93,6 +103,10 @@ pub fn default_plugin_config() -> BTreeMap<String, String> {
         (
             "metricProviderPlugins".to_string(),
             DEFAULT_METRIC_PROVIDER_PLUGINS.to_string(),
+        ),
+        (
+            "stepPlugins".to_string(),
+            DEFAULT_STEP_PLUGINS.to_string(),
         ),
     ])
 }
@@ -144,4 +158,14 @@ pub const DEFAULT_METRIC_PROVIDER_PLUGINS: &str = r#"- name: prometheus
   grants:
     kube:
       - {group: batch, kinds: [Job], verbs: [get, create, delete, list]}
+"#;
+
+/// The default `stepPlugins` entry of the plugin ConfigMap: the approval gate, allowed to read,
+/// create and update ConfigMaps in the Rollout's namespace (the gate's ConfigMap).
+pub const DEFAULT_STEP_PLUGINS: &str = r#"- name: sluice/approval
+  location: builtin:approval
+  type: Approval
+  grants:
+    kube:
+      - {group: "", kinds: [ConfigMap], verbs: [get, create, patch]}
 "#;

@@ -1,4 +1,4 @@
-//! Blocking outbound HTTP for metric providers, over `wasi:http/outgoing-handler`.
+//! Blocking outbound HTTP for metric providers and step plugins, over `wasi:http/outgoing-handler`.
 //!
 //! Only origins in the plugin's `grants.http` are reachable; others fail with
 //! [`HttpError::Denied`]. Timeouts and the response size are capped by the host.
@@ -149,12 +149,12 @@ fn send_request(
 #[cfg(target_arch = "wasm32")]
 mod wasm {
     use super::{HttpError, Response, UrlParts};
-    use crate::wit::provider::wasi::http::outgoing_handler;
-    use crate::wit::provider::wasi::http::types::{
+    use crate::wit::http_wasi::http::outgoing_handler;
+    use crate::wit::http_wasi::http::types::{
         ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
         Scheme,
     };
-    use crate::wit::provider::wasi::io::streams::StreamError;
+    use crate::wit::http_wasi::io::streams::StreamError;
 
     fn transport(code: ErrorCode) -> HttpError {
         match code {

@@ -2,8 +2,8 @@
 //! WIT bindings of `sluice:plugin@0.1.0`.
 //!
 //! A plugin crate is a `cdylib` built for `wasm32-wasip2` that enables exactly one world feature
-//! of this crate (`traffic-router` or `metric-provider`), implements [`TrafficRouter`] or
-//! [`MetricProvider`], and exports it:
+//! of this crate (`traffic-router`, `metric-provider` or `step`), implements [`TrafficRouter`],
+//! [`MetricProvider`] or [`StepPlugin`], and exports it:
 //!
 //! ```
 //! use sluice_plugin_sdk::{PluginError, RolloutContext, TrafficRouter, WeightDestination};
@@ -27,11 +27,14 @@
 
 #[cfg(all(
     target_arch = "wasm32",
-    feature = "traffic-router",
-    feature = "metric-provider"
+    any(
+        all(feature = "traffic-router", feature = "metric-provider"),
+        all(feature = "traffic-router", feature = "step"),
+        all(feature = "metric-provider", feature = "step"),
+    )
 ))]
 compile_error!(
-    "enable only one of the `traffic-router` and `metric-provider` features in a plugin crate"
+    "enable only one of the `traffic-router`, `metric-provider` and `step` features in a plugin crate"
 );
 
 #[doc(hidden)]
@@ -40,7 +43,7 @@ pub mod wit;
 pub mod kube;
 pub mod log;
 
-#[cfg(feature = "metric-provider")]
+#[cfg(any(feature = "metric-provider", feature = "step"))]
 pub mod http;
 
 mod traits;
@@ -51,6 +54,8 @@ pub use crate::wit::types::{
     AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute,
     PluginError, RolloutContext, RouteMatch, StringMatch, Verification, WeightDestination,
 };
+#[cfg(feature = "step")]
+pub use crate::wit::step::exports::sluice::plugin::step::{StepContext, StepPhase, StepResult};
 
 /// Re-exported for the export macros.
 #[doc(hidden)]

@@ -98,6 +98,82 @@ pub trait MetricProvider {
     }
 }
 
+/// A step plugin: the canary `plugin` step (Argo's step plugin RPC contract). Every call runs on
+/// a fresh instance; keep what `run` needs next time in [`StepResult::status`] (JSON), which
+/// comes back as [`StepContext::status`].
+#[cfg(feature = "step")]
+pub trait StepPlugin {
+    /// The type name reported to the host (Argo `Type()`).
+    fn plugin_type() -> String;
+
+    /// Validates the plugin's static setup; the default accepts.
+    fn init() -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Carries out the step; called again after `requeue_after_ms` while it returns Running.
+    fn run(ctx: crate::StepContext) -> Result<crate::StepResult, PluginError>;
+
+    /// Stops a running step on full promotion; the default succeeds with nothing to stop.
+    fn terminate(_ctx: crate::StepContext) -> Result<crate::StepResult, PluginError> {
+        Ok(crate::StepResult::done("nothing to terminate"))
+    }
+
+    /// Undoes the step on abort; the default succeeds with nothing to undo.
+    fn abort(_ctx: crate::StepContext) -> Result<crate::StepResult, PluginError> {
+        Ok(crate::StepResult::done("nothing to undo"))
+    }
+}
+
+#[cfg(feature = "step")]
+impl crate::StepResult {
+    /// A Successful result with `message` and no status.
+    pub fn done(message: &str) -> Self {
+        Self {
+            phase: crate::StepPhase::Successful,
+            message: message.to_owned(),
+            requeue_after_ms: 0,
+            status: String::new(),
+        }
+    }
+}
+
+/// Exports a [`StepPlugin`] implementation as the plugin's component. Expands to a trait check
+/// only when not compiling for `wasm32`.
+#[cfg(feature = "step")]
+#[macro_export]
+macro_rules! export_step_plugin {
+    ($ty:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::wit::step::exports::sluice::plugin::step as __step;
+            impl __step::Guest for $ty {
+                fn plugin_type() -> ::std::string::String {
+                    <$ty as $crate::StepPlugin>::plugin_type()
+                }
+                fn init() -> ::core::result::Result<(), $crate::PluginError> {
+                    <$ty as $crate::StepPlugin>::init()
+                }
+                fn run(ctx: $crate::StepContext) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
+                    <$ty as $crate::StepPlugin>::run(ctx)
+                }
+                fn terminate(ctx: $crate::StepContext) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
+                    <$ty as $crate::StepPlugin>::terminate(ctx)
+                }
+                fn abort(ctx: $crate::StepContext) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
+                    <$ty as $crate::StepPlugin>::abort(ctx)
+                }
+            }
+            $crate::wit::step::__export_step_world!($ty with_types_in $crate::wit::step);
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() = || {
+            fn assert_step_plugin<T: $crate::StepPlugin>() {}
+            assert_step_plugin::<$ty>();
+        };
+    };
+}
+
 /// Exports a [`TrafficRouter`] implementation as the plugin's component. Expands to a trait
 /// check only when not compiling for `wasm32`.
 #[macro_export]
