@@ -13,7 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::experiment::Experiment;
-use sluice_api::rollout::Rollout;
+use sluice_api::rollout::{Rollout, StepPluginStatus};
 use sluice_core::observed::WeightVerification;
 use sluice_runtime::PluginRegistry;
 
@@ -53,6 +53,8 @@ pub struct Context {
     /// The last `verify-weight` result per Rollout (the planner's
     /// `Observed::weight_verification`).
     pub weight_verifications: Mutex<HashMap<ObjectRef<Rollout>, WeightVerification>>,
+    /// Step plugin outcomes not yet written to their Rollout's status, per Rollout.
+    pub step_plugin_reports: Mutex<HashMap<ObjectRef<Rollout>, Vec<StepPluginStatus>>>,
     /// Set once every cache has listed its objects.
     pub caches_synced: Arc<AtomicBool>,
     /// Who reports the controller's Kubernetes Events.
@@ -86,9 +88,47 @@ impl Context {
         lock(&self.weight_verifications).insert(key, verification);
     }
 
+    /// Keeps the outcome of a step plugin call until a status write carries it.
+    pub(crate) fn report_step_plugin(&self, key: ObjectRef<Rollout>, report: StepPluginStatus) {
+        lock(&self.step_plugin_reports)
+            .entry(key)
+            .or_default()
+            .push(report);
+    }
+
+    /// The step plugin outcomes of a Rollout not yet written to its status, oldest first.
+    pub(crate) fn pending_step_plugin_reports(
+        &self,
+        key: &ObjectRef<Rollout>,
+    ) -> Vec<StepPluginStatus> {
+        lock(&self.step_plugin_reports)
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Drops `written`: outcomes a plan took into account and whose status was written.
+    pub(crate) fn settle_step_plugin_reports(
+        &self,
+        key: &ObjectRef<Rollout>,
+        written: &[StepPluginStatus],
+    ) {
+        if written.is_empty() {
+            return;
+        }
+        let mut reports = lock(&self.step_plugin_reports);
+        if let Some(pending) = reports.get_mut(key) {
+            pending.retain(|report| !written.contains(report));
+            if pending.is_empty() {
+                reports.remove(key);
+            }
+        }
+    }
+
     /// Forgets a deleted Rollout.
     pub(crate) fn forget(&self, key: &ObjectRef<Rollout>) {
         lock(&self.weight_verifications).remove(key);
+        lock(&self.step_plugin_reports).remove(key);
     }
 }
 

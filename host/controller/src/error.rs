@@ -44,9 +44,6 @@ pub enum Error {
         #[source]
         source: sluice_core::experiment::StepExperimentError,
     },
-    /// The plan asks for something this controller does not do yet.
-    #[error("{0} is not supported by this controller yet")]
-    Unsupported(&'static str),
     /// An object could not be converted to or from JSON.
     #[error("serializing {what}: {source}")]
     Serialization {
@@ -79,7 +76,6 @@ impl Error {
             Self::UnsupportedRouter(_) => "unsupported_router",
             Self::AnalysisBuild { .. } => "analysis_build",
             Self::ExperimentBuild { .. } => "experiment_build",
-            Self::Unsupported(_) => "unsupported",
             Self::Serialization { .. } => "serialization",
             Self::MissingMetadata(_) => "missing_metadata",
             Self::Engine(_) => "engine",

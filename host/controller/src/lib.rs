@@ -272,6 +272,7 @@ impl SluiceController {
             plugins,
             metrics,
             weight_verifications: Default::default(),
+            step_plugin_reports: Default::default(),
             caches_synced: ready.clone(),
             reporter: events::reporter(),
         });

@@ -20,6 +20,7 @@ use sluice_core::plan::{AnalysisRunRequest, ExperimentRequest, NewReplicaSet};
 use sluice_core::{Action, Plan, RouterCall};
 
 use super::routers::{RouterCallContext, call_routers, configured_routers};
+use super::step_plugins::call_step_plugin;
 use crate::context::{Context, await_cached, controller_reference};
 use crate::error::{Error, Result};
 
@@ -129,7 +130,9 @@ pub(crate) async fn execute(rollout: &Rollout, plan: &Plan, ctx: &Context) -> Re
                 writer.delete::<Experiment>(name, "Experiment").await?
             }
             Action::CreateExperiment(request) => writer.create_experiment(request).await?,
-            Action::StepPlugin(_) => return Err(Error::Unsupported("the plugin step")),
+            Action::StepPlugin(call) => {
+                call_step_plugin(rollout, &router_context.rollout_json, call, ctx).await
+            }
         }
     }
     for write in pending {

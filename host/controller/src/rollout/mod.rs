@@ -5,6 +5,7 @@ mod observe;
 pub(crate) use observe::{observe_analysis_run, service_names};
 pub(crate) mod routers;
 mod status;
+mod step_plugins;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +65,13 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action> {
         return Ok(Action::requeue(CACHE_SYNC_RETRY));
     }
     let now = Timestamp::now();
+    let key = ObjectRef::from_obj(rollout);
     let mut observed = observe::observe(rollout, ctx);
+    // Step plugin outcomes since the status was last written.
+    let step_plugin_reports = ctx.pending_step_plugin_reports(&key);
+    for report in &step_plugin_reports {
+        sluice_core::step_plugin::merge(&mut observed.step_plugin_reports, report.clone());
+    }
     if sluice_core::restart::restart_due(rollout, now).is_some() {
         observed.pods = Some(observe::list_pods(rollout, &observed.replica_sets, ctx).await?);
     }
@@ -79,6 +86,7 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action> {
         return Err(error);
     }
     let written = status::write_status(rollout, &plan.status, ctx).await?;
+    ctx.settle_step_plugin_reports(&key, &step_plugin_reports);
     if written {
         tracing::info!(
             phase = ?plan.status.phase,

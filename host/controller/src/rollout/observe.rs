@@ -103,7 +103,11 @@ pub(crate) fn observe(rollout: &Rollout, ctx: &Context) -> Observed {
         analysis_runs,
         experiments,
         weight_verification: ctx.weight_verification(&ObjectRef::from_obj(rollout)),
-        step_plugin_reports: Vec::new(),
+        step_plugin_reports: rollout
+            .status
+            .as_ref()
+            .map(|status| status.canary.step_plugin_statuses.clone())
+            .unwrap_or_default(),
         validation_errors: validate_rollout(rollout)
             .iter()
             .map(ToString::to_string)
