@@ -104,10 +104,7 @@ pub fn default_plugin_config() -> BTreeMap<String, String> {
             "metricProviderPlugins".to_string(),
             DEFAULT_METRIC_PROVIDER_PLUGINS.to_string(),
         ),
-        (
-            "stepPlugins".to_string(),
-            DEFAULT_STEP_PLUGINS.to_string(),
-        ),
+        ("stepPlugins".to_string(), DEFAULT_STEP_PLUGINS.to_string()),
     ])
 }
 

@@ -42,12 +42,12 @@ mod metrics;
 mod plugin;
 mod registry;
 
+pub use crate::bindings::step::exports::sluice::plugin::step::{
+    StepContext, StepPhase, StepResult,
+};
 pub use crate::bindings::types::{
     AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute,
     PluginError, RolloutContext, RouteMatch, StringMatch, Verification, WeightDestination,
-};
-pub use crate::bindings::step::exports::sluice::plugin::step::{
-    StepContext, StepPhase, StepResult,
 };
 pub use crate::config::{
     ConfigError, InvalidEntry, METRIC_PROVIDER_PLUGINS_KEY, PluginConfig, PluginEntry,

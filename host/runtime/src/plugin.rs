@@ -793,7 +793,10 @@ impl StepPlugin {
             "terminate",
             self.step_target(ctx),
             validate_step_result,
-            |p, store| p.sluice_plugin_step().call_terminate(&mut *store, ctx).await
+            |p, store| p
+                .sluice_plugin_step()
+                .call_terminate(&mut *store, ctx)
+                .await
         )
     }
 
@@ -814,9 +817,7 @@ const MAX_STEP_STATUS: usize = 64 << 10;
 
 fn validate_step_result(result: StepResult) -> Result<StepResult, String> {
     if result.message.len() > MAX_MEASUREMENT_TEXT {
-        return Err(format!(
-            "message longer than {MAX_MEASUREMENT_TEXT} bytes"
-        ));
+        return Err(format!("message longer than {MAX_MEASUREMENT_TEXT} bytes"));
     }
     if result.status.len() > MAX_STEP_STATUS {
         return Err(format!("status longer than {MAX_STEP_STATUS} bytes"));

@@ -222,10 +222,7 @@ impl PluginRegistry {
             }),
             _ => Err(CallError::Load {
                 plugin: name.to_owned(),
-                reason: format!(
-                    "no {} plugin with this name is configured",
-                    kind.label()
-                ),
+                reason: format!("no {} plugin with this name is configured", kind.label()),
             }),
         })
     }

@@ -69,7 +69,10 @@ pub fn decision(data: &BTreeMap<String, String>) -> Decision {
             .map(|value| value.trim().to_owned())
             .filter(|value| !value.is_empty())
     };
-    match value(DECISION_KEY).map(|d| d.to_ascii_lowercase()).as_deref() {
+    match value(DECISION_KEY)
+        .map(|d| d.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("approve" | "approved") => Decision::Approved(value(APPROVER_KEY)),
         Some("reject" | "rejected") => Decision::Rejected(value(REASON_KEY)),
         _ => Decision::Pending,
@@ -95,7 +98,9 @@ pub fn run_result(decision: &Decision, config_map: &str, poll_seconds: u64) -> S
         ),
         Decision::Pending => (
             StepPhase::Running,
-            format!("waiting for approval: set data.decision to approve or reject in ConfigMap {config_map}"),
+            format!(
+                "waiting for approval: set data.decision to approve or reject in ConfigMap {config_map}"
+            ),
         ),
     };
     StepResult {
@@ -174,7 +179,11 @@ impl StepPlugin for Approval {
         let step = (ctx.step_index + 1).to_string();
         if ctx.status.is_empty() {
             // First run of this step: open the gate, discarding any earlier decision.
-            sluice_plugin_sdk::info!("opening approval gate {name} for {}/{}", ctx.namespace, ctx.name);
+            sluice_plugin_sdk::info!(
+                "opening approval gate {name} for {}/{}",
+                ctx.namespace,
+                ctx.name
+            );
             write(
                 &ctx,
                 &name,

@@ -50,12 +50,12 @@ mod traits;
 
 pub use crate::kube::KubeError;
 pub use crate::traits::*;
+#[cfg(feature = "step")]
+pub use crate::wit::step::exports::sluice::plugin::step::{StepContext, StepPhase, StepResult};
 pub use crate::wit::types::{
     AnalysisContext, AnalysisPhase, HeaderMatch, HeaderRoute, Measurement, MirrorRoute,
     PluginError, RolloutContext, RouteMatch, StringMatch, Verification, WeightDestination,
 };
-#[cfg(feature = "step")]
-pub use crate::wit::step::exports::sluice::plugin::step::{StepContext, StepPhase, StepResult};
 
 /// Re-exported for the export macros.
 #[doc(hidden)]

@@ -154,13 +154,19 @@ macro_rules! export_step_plugin {
                 fn init() -> ::core::result::Result<(), $crate::PluginError> {
                     <$ty as $crate::StepPlugin>::init()
                 }
-                fn run(ctx: $crate::StepContext) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
+                fn run(
+                    ctx: $crate::StepContext,
+                ) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
                     <$ty as $crate::StepPlugin>::run(ctx)
                 }
-                fn terminate(ctx: $crate::StepContext) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
+                fn terminate(
+                    ctx: $crate::StepContext,
+                ) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
                     <$ty as $crate::StepPlugin>::terminate(ctx)
                 }
-                fn abort(ctx: $crate::StepContext) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
+        fn abort(
+                    ctx: $crate::StepContext,
+                ) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
                     <$ty as $crate::StepPlugin>::abort(ctx)
                 }
             }

@@ -75,12 +75,15 @@ pub mod step {
 }
 
 /// The `step-plugin` world, sharing the types of the module that owns them.
-#[cfg(all(feature = "step", any(feature = "traffic-router", feature = "metric-provider")))]
+#[cfg(all(
+    feature = "step",
+    any(feature = "traffic-router", feature = "metric-provider")
+))]
 pub mod step {
-    #[cfg(feature = "traffic-router")]
-    use crate::wit::router as owner;
     #[cfg(not(feature = "traffic-router"))]
     use crate::wit::provider as owner;
+    #[cfg(feature = "traffic-router")]
+    use crate::wit::router as owner;
 
     wit_bindgen::generate!({
         path: "../../wit",
