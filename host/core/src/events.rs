@@ -7,7 +7,8 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sluice_api::analysis::AnalysisPhase;
 use sluice_api::rollout::{
-    CanaryStep, RolloutAnalysisRunStatus, RolloutCondition, RolloutStatus, condition_types,
+    CanaryStep, RolloutAnalysisRunStatus, RolloutCondition, RolloutStatus, StepPluginOperation,
+    StepPluginPhase, condition_types,
 };
 
 use crate::observed::Observed;
@@ -59,6 +60,9 @@ pub mod event_reasons {
     pub const ROLLOUT_STEP_COMPLETED: &str = "RolloutStepCompleted";
     /// The desired revision became stable.
     pub const ROLLOUT_COMPLETED: &str = "RolloutCompleted";
+    /// A step plugin operation changed phase (a successful Run is reported as the step's
+    /// completion instead).
+    pub const STEP_PLUGIN_TRANSITION: &str = "StepPluginTransition";
 }
 
 /// The events of one Rollout reconcile: `observed` is what the plan was made from (its Rollout
@@ -184,6 +188,7 @@ pub fn rollout_events(observed: &Observed, plan: &Plan) -> Vec<Event> {
             events.push(event);
         }
     }
+    events.extend(step_plugin_events(previous, status));
     if let Some(stable) = status.stable_rs.as_deref()
         && status.stable_rs != previous.stable_rs
         && status.current_pod_hash.as_deref() == Some(stable)
@@ -257,6 +262,47 @@ fn analysis_run_events(previous: &RolloutStatus, status: &RolloutStatus) -> Vec<
                     Event::warning(&reason, message)
                 } else {
                     Event::normal(&reason, message)
+                },
+            )
+        })
+        .collect()
+}
+
+/// `StepPluginTransition` for every step plugin operation whose phase this plan changes.
+fn step_plugin_events(previous: &RolloutStatus, status: &RolloutStatus) -> Vec<Event> {
+    status
+        .canary
+        .step_plugin_statuses
+        .iter()
+        .filter(|now| !now.disabled)
+        .filter_map(|now| {
+            let phase = now.phase?;
+            let before = previous
+                .canary
+                .step_plugin_statuses
+                .iter()
+                .find(|then| then.index == now.index && then.operation == now.operation)
+                .and_then(|then| then.phase);
+            let run_succeeded = now.operation == StepPluginOperation::Run
+                && phase == StepPluginPhase::Successful;
+            if before == Some(phase) || run_succeeded {
+                return None;
+            }
+            let mut message = format!(
+                "Step plugin {} (step {}) {:?}: {}",
+                now.name,
+                now.index + 1,
+                now.operation,
+                phase.as_str()
+            );
+            if let Some(detail) = &now.message {
+                message = format!("{message}: {detail}");
+            }
+            Some(
+                if matches!(phase, StepPluginPhase::Failed | StepPluginPhase::Error) {
+                    Event::warning(event_reasons::STEP_PLUGIN_TRANSITION, message)
+                } else {
+                    Event::normal(event_reasons::STEP_PLUGIN_TRANSITION, message)
                 },
             )
         })

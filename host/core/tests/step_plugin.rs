@@ -254,6 +254,22 @@ fn a_failed_plugin_aborts_and_earlier_steps_are_aborted_newest_first() {
     let first_plugin_call = position(|action| matches!(action, Action::StepPlugin(_)));
     assert!(weight_to_zero < first_plugin_call, "{abort_plan:#?}");
 
+    // Transitions are Events: the failure and each Abort; successful Runs complete their step.
+    let transitions: Vec<String> = sim
+        .events_with_reason("StepPluginTransition")
+        .iter()
+        .map(|event| event.message.clone())
+        .collect();
+    assert_eq!(
+        transitions,
+        [
+            "Step plugin verdict (step 4) Run: Failed: error budget exhausted",
+            "Step plugin second (step 2) Abort: Successful: undone",
+            "Step plugin first (step 1) Abort: Successful: undone",
+        ]
+    );
+    assert_eq!(sim.events_with_reason("RolloutStepCompleted").len(), 3);
+
     // Retry: the statuses of the aborted attempt are dropped and the steps start again.
     sim.step_plugin_calls.clear();
     script(
