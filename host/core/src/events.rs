@@ -283,8 +283,8 @@ fn step_plugin_events(previous: &RolloutStatus, status: &RolloutStatus) -> Vec<E
                 .iter()
                 .find(|then| then.index == now.index && then.operation == now.operation)
                 .and_then(|then| then.phase);
-            let run_succeeded = now.operation == StepPluginOperation::Run
-                && phase == StepPluginPhase::Successful;
+            let run_succeeded =
+                now.operation == StepPluginOperation::Run && phase == StepPluginPhase::Successful;
             if before == Some(phase) || run_succeeded {
                 return None;
             }

@@ -146,10 +146,7 @@ pub(crate) fn calls(situation: &Situation<'_>) -> Decision {
 }
 
 /// The current step's `Run` status, when the step is a `plugin` step.
-pub(crate) fn run_status<'a>(
-    statuses: &'a [StepPluginStatus],
-    index: i32,
-) -> Option<&'a StepPluginStatus> {
+pub(crate) fn run_status(statuses: &[StepPluginStatus], index: i32) -> Option<&StepPluginStatus> {
     find(statuses, index, StepPluginOperation::Run)
 }
 

@@ -161,7 +161,7 @@ fn bench(c: &mut Criterion) {
             .expect("load")
         {
             Plugin::TrafficRouter(router) => router,
-            Plugin::MetricProvider(_) => unreachable!("echo-router is a traffic router"),
+            other => unreachable!("echo-router is a traffic router, not {other:?}"),
         }
     });
     let rss_after = rss_kib();
@@ -255,6 +255,7 @@ fn builtin_call_times(root: &Path, engine: &PluginEngine, runtime: &tokio::runti
         ("sluice-plugin-prometheus", PluginKind::MetricProvider),
         ("sluice-plugin-web", PluginKind::MetricProvider),
         ("sluice-plugin-job", PluginKind::MetricProvider),
+        ("sluice-plugin-approval", PluginKind::Step),
     ] {
         let path = sluice_plugin_build::build_plugin(root, package).expect("build the built-in");
         let wasm: Arc<[u8]> = std::fs::read(&path).expect("read wasm").into();
@@ -288,6 +289,7 @@ fn builtin_call_times(root: &Path, engine: &PluginEngine, runtime: &tokio::runti
                 match &plugin {
                     Plugin::TrafficRouter(router) => black_box(router.plugin_type().await),
                     Plugin::MetricProvider(provider) => black_box(provider.plugin_type().await),
+                    Plugin::Step(step) => black_box(step.plugin_type().await),
                 }
                 .expect("plugin-type");
                 samples.push(start.elapsed());

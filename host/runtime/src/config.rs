@@ -202,11 +202,10 @@ fn entry(item: PluginItem, kind: PluginKind, defaults: &Limits) -> Result<Plugin
     if item.disabled && kind != PluginKind::Step {
         return Err("only step plugins can be disabled".into());
     }
-    if !kind.uses_http()
-        && !(grants.http.is_empty()
-            && grants.http_from_config.is_empty()
-            && grants.tls_skip_verify_from_config.is_none())
-    {
+    let grants_http = !grants.http.is_empty()
+        || !grants.http_from_config.is_empty()
+        || grants.tls_skip_verify_from_config.is_some();
+    if grants_http && !kind.uses_http() {
         return Err(
             "traffic-router plugins cannot be granted HTTP access (they act through kube only)"
                 .into(),

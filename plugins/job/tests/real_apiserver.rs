@@ -51,7 +51,7 @@ async fn load_provider(client: kube::Client) -> anyhow::Result<MetricProvider> {
         .await?
     {
         Plugin::MetricProvider(provider) => Ok(provider),
-        Plugin::TrafficRouter(_) => anyhow::bail!("loaded as a traffic router"),
+        other => anyhow::bail!("loaded as another kind: {other:?}"),
     }
 }
 

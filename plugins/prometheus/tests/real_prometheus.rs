@@ -49,7 +49,7 @@ async fn load_provider(origins: &[String]) -> anyhow::Result<MetricProvider> {
         .await?
     {
         Plugin::MetricProvider(provider) => Ok(provider),
-        Plugin::TrafficRouter(_) => anyhow::bail!("loaded as a traffic router"),
+        other => anyhow::bail!("loaded as another kind: {other:?}"),
     }
 }
 

@@ -164,13 +164,13 @@ macro_rules! export_step_plugin {
                 ) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
                     <$ty as $crate::StepPlugin>::terminate(ctx)
                 }
-        fn abort(
+                fn abort(
                     ctx: $crate::StepContext,
                 ) -> ::core::result::Result<$crate::StepResult, $crate::PluginError> {
                     <$ty as $crate::StepPlugin>::abort(ctx)
                 }
             }
-            $crate::wit::step::__export_step_world!($ty with_types_in $crate::wit::step);
+    $crate::wit::step::__export_step_world!($ty with_types_in $crate::wit::step);
         };
         #[cfg(not(target_arch = "wasm32"))]
         const _: fn() = || {

@@ -93,7 +93,7 @@ pub async fn load_router(kube: Arc<dyn KubeBackend>) -> TrafficRouter {
         .unwrap()
     {
         Plugin::TrafficRouter(router) => router,
-        Plugin::MetricProvider(_) => panic!("loaded as a metric provider"),
+        other => panic!("loaded as another kind: {other:?}"),
     }
 }
 
