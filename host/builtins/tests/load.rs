@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use sluice_builtins::{BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
+use sluice_builtins::{
+    BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_STEP_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS,
+};
 use sluice_runtime::{
     FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry,
-    PluginStatus, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
+    PluginStatus, STEP_PLUGINS_KEY, TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config, sha256_hex,
 };
 use sluice_testkit::{InMemoryKube, ScriptedHttp};
 
@@ -15,7 +17,11 @@ async fn default_config_loads_every_builtin() {
     let data = sluice_builtins::default_plugin_config();
     assert_eq!(
         data.keys().map(String::as_str).collect::<Vec<_>>(),
-        [METRIC_PROVIDER_PLUGINS_KEY, TRAFFIC_ROUTER_PLUGINS_KEY],
+        [
+            METRIC_PROVIDER_PLUGINS_KEY,
+            STEP_PLUGINS_KEY,
+            TRAFFIC_ROUTER_PLUGINS_KEY
+        ],
         "the default configuration uses the ConfigMap's keys"
     );
     assert_eq!(
@@ -26,6 +32,7 @@ async fn default_config_loads_every_builtin() {
         data[METRIC_PROVIDER_PLUGINS_KEY],
         DEFAULT_METRIC_PROVIDER_PLUGINS
     );
+    assert_eq!(data[STEP_PLUGINS_KEY], DEFAULT_STEP_PLUGINS);
     let config = parse_plugin_config(&data, &Limits::default()).expect("default config parses");
     assert!(config.invalid.is_empty(), "{:?}", config.invalid);
 
@@ -50,6 +57,7 @@ async fn default_config_loads_every_builtin() {
         ("prometheus", "prometheus"),
         ("web", "web"),
         ("job", "job"),
+        ("sluice/approval", "approval"),
     ];
     assert_eq!(statuses.len(), expected.len(), "{statuses:?}");
     for (configured, builtin) in expected {
