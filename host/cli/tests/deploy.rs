@@ -17,12 +17,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_api::analysis::AnalysisRun;
 use sluice_api::rollout::Rollout;
-use sluice_builtins::{BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS};
+use sluice_builtins::{
+    BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_STEP_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS,
+};
 use sluice_controller::{ControllerOptions, LeaderElection, PluginConfigMap, SluiceController};
 use sluice_localcluster::{LocalCluster, LocalPrometheus};
 use sluice_runtime::{
-    Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginLocation, TRAFFIC_ROUTER_PLUGINS_KEY,
-    parse_plugin_config,
+    Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginLocation, STEP_PLUGINS_KEY,
+    TRAFFIC_ROUTER_PLUGINS_KEY, parse_plugin_config,
 };
 
 /// The controller's ServiceAccount, as the API server names it.
@@ -121,6 +123,7 @@ fn the_plugin_configmap_is_the_builtin_defaults() {
         config_map["data"][METRIC_PROVIDER_PLUGINS_KEY],
         DEFAULT_METRIC_PROVIDER_PLUGINS
     );
+    assert_eq!(config_map["data"][STEP_PLUGINS_KEY], DEFAULT_STEP_PLUGINS);
     let data: BTreeMap<String, String> =
         serde_json::from_value(config_map["data"].clone()).expect("string data");
     let config = parse_plugin_config(&data, &Limits::default()).expect("a valid plugin config");
@@ -228,6 +231,7 @@ async fn the_cluster_role_covers_every_default_plugin_grant() {
             METRIC_PROVIDER_PLUGINS_KEY.to_owned(),
             DEFAULT_METRIC_PROVIDER_PLUGINS.to_owned(),
         ),
+        (STEP_PLUGINS_KEY.to_owned(), DEFAULT_STEP_PLUGINS.to_owned()),
     ]);
     let config = parse_plugin_config(&data, &Limits::default()).expect("defaults parse");
     let rules = cluster_role_rules();

@@ -21,11 +21,28 @@ const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The repository's CRD directories that exist: `crds/` (Sluice's generated CRDs) and
 /// `tests/crds/` (minimal third-party CRDs: Gateway API routes, Istio networking).
 pub fn workspace_crd_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = workspace_root();
     [root.join("crds"), root.join("tests/crds")]
         .into_iter()
         .filter(|dir| dir.is_dir())
         .collect()
+}
+
+/// The workspace being tested: found from the package `cargo test` runs (its
+/// `CARGO_MANIFEST_DIR` at run time), else this crate's. Build artefacts are shared between
+/// checkouts that use the same target directory, so the compile-time path may name another one.
+fn workspace_root() -> PathBuf {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(package) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+        return built_from;
+    };
+    package
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.contains("[workspace]"))
+        })
+        .map_or(built_from, Path::to_path_buf)
 }
 
 /// Server-side applies every CRD in the `*.yaml`/`*.yml` files of `dir` (sorted by file name) and
