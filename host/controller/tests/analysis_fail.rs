@@ -48,18 +48,7 @@ async fn failing_analysis_step_aborts_the_rollout() -> anyhow::Result<()> {
     let runs = runs(&client, &namespace).await?;
     assert_eq!(runs.len(), 1);
     assert_eq!(phase_of(&runs[0]), Some("Failed"));
-    let canary = status.current_pod_hash.clone();
-    eventually(
-        "the canary scaled to zero",
-        Duration::from_secs(10),
-        || async {
-            let replica_sets = owned_replica_sets(&client, &namespace, &aborted).await?;
-            Ok((replicas_of(&replica_sets, canary.as_deref()) == 0
-                && replicas_of(&replica_sets, stable.as_deref()) == 2)
-                .then_some(()))
-        },
-    )
-    .await?;
+    wait_canary_scaled_to_zero(&client, &namespace, &aborted, 2, Duration::from_secs(10)).await?;
 
     controller.stop().await?;
     Ok(())

@@ -347,18 +347,7 @@ async fn experiment_step_whose_analysis_fails_aborts_the_rollout() -> anyhow::Re
         owned_experiments(&client, &namespace, &aborted.uid().unwrap_or_default()).await?;
     assert_eq!(experiments.len(), 1);
     assert_eq!(phase(&experiments[0]), Some("Failed"));
-    let canary = status.current_pod_hash.clone();
-    eventually(
-        "the canary scaled to zero",
-        Duration::from_secs(15),
-        || async {
-            let replica_sets = owned_replica_sets(&client, &namespace, &aborted).await?;
-            Ok((replicas_of(&replica_sets, canary.as_deref()) == 0
-                && replicas_of(&replica_sets, stable.as_deref()) == 2)
-                .then_some(()))
-        },
-    )
-    .await?;
+    wait_canary_scaled_to_zero(&client, &namespace, &aborted, 2, Duration::from_secs(15)).await?;
 
     controller.stop().await?;
     Ok(())

@@ -113,18 +113,12 @@ async fn traffic_routed_canary_sets_weights_and_returns_traffic_on_abort() -> an
             .unwrap_or_default()
             .starts_with("RolloutAborted: Rollout aborted update to revision 2")
     );
-    let canary_hash = status.current_pod_hash.clone();
-    eventually(
-        "the canary scaled down after the abort delay",
-        Duration::from_secs(15),
-        || async {
-            let replica_sets = owned_replica_sets(&client, &namespace, &aborted).await?;
-            Ok((replicas_of(&replica_sets, canary_hash.as_deref()) == 0
-                && replicas_of(&replica_sets, stable.as_deref()) == 5)
-                .then_some(()))
-        },
-    )
-    .await?;
+    assert_eq!(
+        status.stable_rs, stable,
+        "the stable revision does not change"
+    );
+    // after the abort scale-down delay
+    wait_canary_scaled_to_zero(&client, &namespace, &aborted, 5, Duration::from_secs(15)).await?;
     let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
     let selected = |service: Service| {
         service

@@ -301,6 +301,26 @@ pub fn replicas_of(replica_sets: &[ReplicaSet], hash: Option<&str>) -> i32 {
         .unwrap_or(0)
 }
 
+/// Waits until an aborted Rollout's canary ReplicaSet (its `currentPodHash`) is scaled to zero
+/// and its stable one (`stableRS`) to `stable_replicas`.
+pub async fn wait_canary_scaled_to_zero(
+    client: &Client,
+    namespace: &str,
+    aborted: &Rollout,
+    stable_replicas: i32,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let status = aborted.status.clone().unwrap_or_default();
+    let (canary, stable) = (status.current_pod_hash, status.stable_rs);
+    eventually("the canary scaled to zero", timeout, || async {
+        let replica_sets = owned_replica_sets(client, namespace, aborted).await?;
+        Ok((replicas_of(&replica_sets, canary.as_deref()) == 0
+            && replicas_of(&replica_sets, stable.as_deref()) == stable_replicas)
+            .then_some(()))
+    })
+    .await
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, failing after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
 where
