@@ -1,7 +1,7 @@
 //! Kubernetes Events (`events.k8s.io/v1`), reported by controller `sluice` with Argo Rollouts'
 //! reasons. The reconcilers publish only the events of a transition (what
-//! [`sluice_core::events::rollout_events`] and the analysis engine return), so steady-state
-//! reconciles publish nothing.
+//! [`sluice_core::events::rollout_events`], [`sluice_core::events::experiment_events`] and the
+//! analysis engine return), so steady-state reconciles publish nothing.
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};

@@ -1,6 +1,6 @@
 //! The Experiment reconciler: observe (caches) → [`sluice_core::experiment::plan_experiment`] →
 //! create or scale the templates' ReplicaSets, create their Services and the AnalysisRuns,
-//! terminate runs → write the status when it changed.
+//! terminate runs → write the status when it changed → publish the Events of the transitions.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ const CONCURRENCY: u16 = 10;
 const MIN_REQUEUE: Duration = Duration::from_millis(50);
 const CACHE_SYNC_RETRY: Duration = Duration::from_millis(100);
 const ERROR_REQUEUE: Duration = Duration::from_secs(5);
+/// The action of the Events an Experiment reconcile publishes.
+const RECONCILE_ACTION: &str = "Reconcile";
 
 /// The Experiment reconciler's caches (its own watches, so that a change it is woken for is
 /// already in the cache it reads), beside the shared context.
@@ -175,6 +177,8 @@ async fn reconcile_inner(experiment: &Experiment, ctx: &ExperimentContext) -> Re
     if patch_status(&ctx.shared, experiment, &old, &new, &ctx.experiments).await? {
         tracing::info!(phase = ?plan.status.phase, "status written");
     }
+    let events = sluice_core::events::experiment_events(experiment, &observed, &plan);
+    crate::events::publish(&ctx.shared, experiment, RECONCILE_ACTION, &events).await;
     Ok(match plan.requeue_after {
         Some(delay) => Action::requeue(delay.max(MIN_REQUEUE)),
         None => Action::await_change(),

@@ -202,8 +202,54 @@ async fn standalone_experiment_succeeds_after_its_duration_and_scales_down() -> 
     )
     .await?;
 
+    // An Event per transition, with Argo's reasons: the phases, each template's status, the
+    // ReplicaSets created and scaled down.
+    let events = events_including(&client, &namespace, "Experiment", "side-by-side", |event| {
+        event.reason == "ScalingReplicaSet" && event.note.contains("candidate from 2 to 0")
+    })
+    .await?;
+    for (reason, note) in [
+        (
+            "ExperimentPending",
+            "Experiment transitioned from  -> Pending",
+        ),
+        (
+            "ExperimentRunning",
+            "Experiment transitioned from Pending -> Running",
+        ),
+        (
+            "ExperimentSuccessful",
+            "Experiment transitioned from Running -> Successful",
+        ),
+    ] {
+        let event = only_event(&events, reason)?;
+        assert_eq!(
+            (event.type_.as_str(), event.note.as_str()),
+            ("Normal", note)
+        );
+    }
+    for (reason, count) in [
+        ("NewReplicaSetCreated", 2),
+        ("TemplateProgressing", 2),
+        ("TemplateRunning", 2),
+        ("TemplateSuccessful", 2),
+        ("ScalingReplicaSet", 2),
+    ] {
+        let found: Vec<&SeenEvent> = events
+            .iter()
+            .filter(|event| event.reason == reason)
+            .collect();
+        assert_eq!(found.len(), count, "{reason} events: {events:#?}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|event| event.note == "Created ReplicaSet side-by-side-candidate with size 2"),
+        "{events:#?}"
+    );
+
     // Steady state costs nothing: a change that wakes the reconciler (an annotation) leads to a
-    // reconcile that reads the caches and writes nothing.
+    // reconcile that reads the caches, writes nothing and publishes no Event.
     let before = controller.metrics.requests_in_namespace(&namespace);
     Api::<Experiment>::namespaced(client.clone(), &namespace)
         .patch(
@@ -217,6 +263,13 @@ async fn standalone_experiment_succeeds_after_its_duration_and_scales_down() -> 
         controller.metrics.requests_in_namespace(&namespace),
         before,
         "a no-op reconcile of a finished experiment makes no API request"
+    );
+    assert_eq!(
+        events_about(&client, &namespace, "Experiment", "side-by-side")
+            .await?
+            .len(),
+        events.len(),
+        "no Event without a transition"
     );
 
     controller.stop().await?;
@@ -347,6 +400,28 @@ async fn experiment_step_whose_analysis_fails_aborts_the_rollout() -> anyhow::Re
         owned_experiments(&client, &namespace, &aborted.uid().unwrap_or_default()).await?;
     assert_eq!(experiments.len(), 1);
     assert_eq!(phase(&experiments[0]), Some("Failed"));
+    let name = experiments[0].name_any();
+    let events = events_including(&client, &namespace, "Experiment", &name, |event| {
+        event.reason == "ExperimentFailed"
+    })
+    .await?;
+    let failed = only_event(&events, "ExperimentFailed")?;
+    assert_eq!(
+        (failed.type_.as_str(), failed.note.as_str()),
+        ("Warning", "Experiment transitioned from Running -> Failed")
+    );
+    let analysis = only_event(&events, "AnalysisRunFailed")?;
+    assert_eq!(analysis.type_, "Warning");
+    // from Pending or Running, depending on whether a reconcile saw the run measuring
+    assert!(
+        analysis
+            .note
+            .starts_with("AnalysisRun 'quality' transitioned from ")
+            && analysis
+                .note
+                .contains(" -> Failed: Metric \"quality\" assessed Failed"),
+        "{analysis:?}"
+    );
     wait_canary_scaled_to_zero(&client, &namespace, &aborted, 2, Duration::from_secs(15)).await?;
 
     controller.stop().await?;

@@ -1,16 +1,20 @@
 //! Kubernetes Events, with Argo Rollouts' reasons, for what a plan changes.
 //!
-//! Events describe transitions: [`rollout_events`] compares the status a plan starts from with
-//! the status it writes, and reads the plan's actions. A plan that changes nothing yields no
-//! event, so steady-state reconciles publish nothing.
+//! Events describe transitions: [`rollout_events`] and [`experiment_events`] compare the status a
+//! plan starts from with the status it writes, and read the plan's actions. A plan that changes
+//! nothing yields no event, so steady-state reconciles publish nothing.
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sluice_api::analysis::AnalysisPhase;
+use sluice_api::experiment::{Experiment, ExperimentStatus};
 use sluice_api::rollout::{
     CanaryStep, RolloutAnalysisRunStatus, RolloutCondition, RolloutStatus, StepPluginOperation,
     StepPluginPhase, condition_types,
 };
 
+use crate::experiment::{
+    ExperimentAction, ExperimentPlan, ObservedExperiment, TEMPLATE_ERROR, TEMPLATE_FAILED,
+};
 use crate::observed::Observed;
 use crate::plan::{Action, Plan};
 use crate::status::{find_condition, pause_reason_text, reasons};
@@ -63,6 +67,8 @@ pub mod event_reasons {
     /// A step plugin operation changed phase (a successful Run is reported as the step's
     /// completion instead).
     pub const STEP_PLUGIN_TRANSITION: &str = "StepPluginTransition";
+    /// An Experiment terminates a running AnalysisRun.
+    pub const ANALYSIS_RUN_TERMINATING: &str = "AnalysisRunTerminating";
 }
 
 /// The events of one Rollout reconcile: `observed` is what the plan was made from (its Rollout
@@ -201,6 +207,139 @@ pub fn rollout_events(observed: &Observed, plan: &Plan) -> Vec<Event> {
         ));
     }
     events
+}
+
+/// The events of one Experiment reconcile, as Argo's experiment controller reports them: the
+/// template ReplicaSets created (`NewReplicaSetCreated`) and scaled (`ScalingReplicaSet`), the
+/// AnalysisRuns terminated (`AnalysisRunTerminating`), then every template whose status changes
+/// (`Template<Status>`), every analysis whose phase changes (`AnalysisRun<Phase>`) and the
+/// Experiment's own phase change (`Experiment<Phase>`, e.g. `ExperimentRunning`). Failures are
+/// Warning events. `experiment` carries the status the plan started from.
+pub fn experiment_events(
+    experiment: &Experiment,
+    observed: &ObservedExperiment<'_>,
+    plan: &ExperimentPlan,
+) -> Vec<Event> {
+    let default_status = ExperimentStatus::default();
+    let previous = experiment.status.as_ref().unwrap_or(&default_status);
+    let status = &plan.status;
+    let mut events = Vec::new();
+    for action in &plan.actions {
+        match action {
+            ExperimentAction::CreateReplicaSet(rs) => {
+                let replicas = rs.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+                events.push(Event::normal(
+                    event_reasons::NEW_REPLICA_SET_CREATED,
+                    format!(
+                        "Created ReplicaSet {} with size {replicas}",
+                        rs.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            ExperimentAction::ScaleReplicaSet { name, replicas } => {
+                let from = observed
+                    .replica_sets
+                    .iter()
+                    .find(|rs| rs.name == *name)
+                    .map_or(0, |rs| rs.spec_replicas);
+                let direction = if *replicas > from { "up" } else { "down" };
+                events.push(Event::normal(
+                    event_reasons::SCALING_REPLICA_SET,
+                    format!("Scaled {direction} ReplicaSet {name} from {from} to {replicas}"),
+                ));
+            }
+            ExperimentAction::TerminateAnalysisRun { name } => {
+                let analysis = status
+                    .analysis_runs
+                    .iter()
+                    .find(|run| run.analysis_run == *name)
+                    .map_or(name.as_str(), |run| run.name.as_str());
+                events.push(Event::normal(
+                    event_reasons::ANALYSIS_RUN_TERMINATING,
+                    format!("Terminating {analysis} ({name})"),
+                ));
+            }
+            ExperimentAction::CreateService(_) | ExperimentAction::CreateAnalysisRun(_) => {}
+        }
+    }
+    for template in &status.template_statuses {
+        let Some(now) = template.status.as_deref() else {
+            continue;
+        };
+        let before = previous
+            .template_statuses
+            .iter()
+            .find(|before| before.name == template.name)
+            .and_then(|before| before.status.as_deref());
+        if before == Some(now) {
+            continue;
+        }
+        let message = transition(
+            &format!("Template '{}'", template.name),
+            before.unwrap_or_default(),
+            now,
+            template.message.as_deref(),
+        );
+        let reason = format!("Template{now}");
+        events.push(if matches!(now, TEMPLATE_FAILED | TEMPLATE_ERROR) {
+            Event::warning(&reason, message)
+        } else {
+            Event::normal(&reason, message)
+        });
+    }
+    for run in &status.analysis_runs {
+        let Some(now) = run.phase else {
+            continue;
+        };
+        let before = previous
+            .analysis_runs
+            .iter()
+            .find(|before| before.name == run.name)
+            .and_then(|before| before.phase);
+        if before == Some(now) {
+            continue;
+        }
+        let message = transition(
+            &format!("AnalysisRun '{}'", run.name),
+            before.map_or("", AnalysisPhase::as_str),
+            now.as_str(),
+            run.message.as_deref(),
+        );
+        events.push(phase_event("AnalysisRun", now, message));
+    }
+    if let Some(now) = status.phase
+        && previous.phase != Some(now)
+    {
+        let message = transition(
+            "Experiment",
+            previous.phase.map_or("", AnalysisPhase::as_str),
+            now.as_str(),
+            None,
+        );
+        events.push(phase_event("Experiment", now, message));
+    }
+    events
+}
+
+/// `<what> transitioned from <before> -> <now>[: <detail>]`, Argo's wording.
+fn transition(what: &str, before: &str, now: &str, detail: Option<&str>) -> String {
+    match detail.filter(|detail| !detail.is_empty()) {
+        Some(detail) => format!("{what} transitioned from {before} -> {now}: {detail}"),
+        None => format!("{what} transitioned from {before} -> {now}"),
+    }
+}
+
+/// `<prefix><Phase>`, a Warning when the phase is Failed, Error or Inconclusive.
+fn phase_event(prefix: &str, phase: AnalysisPhase, message: String) -> Event {
+    let reason = format!("{prefix}{}", phase.as_str());
+    if matches!(
+        phase,
+        AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive
+    ) {
+        Event::warning(&reason, message)
+    } else {
+        Event::normal(&reason, message)
+    }
 }
 
 /// The condition of `type_` in `status` when it matches `now_holds` and did not in `previous`.

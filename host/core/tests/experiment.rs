@@ -13,6 +13,7 @@ use sluice_api::analysis::{AnalysisPhase, AnalysisTemplate};
 use sluice_api::experiment::Experiment;
 use sluice_api::labels;
 use sluice_core::analysis::TemplateCatalog;
+use sluice_core::events::{Event, experiment_events};
 use sluice_core::experiment::{
     EXPERIMENT_NAME_ANNOTATION, ExperimentAction, ExperimentPlan, ObservedExperiment,
     TEMPLATE_NAME_ANNOTATION, TemplateReplicaSet, plan_experiment,
@@ -176,9 +177,8 @@ impl Default for Case {
     }
 }
 
-fn plan_case(case: &Case, templates: &[AnalysisTemplate]) -> ExperimentPlan {
-    let experiment = experiment(case.spec.clone(), case.status.clone());
-    let observed = ObservedExperiment {
+fn observed_of<'a>(case: &Case, templates: &'a [AnalysisTemplate]) -> ObservedExperiment<'a> {
+    ObservedExperiment {
         replica_sets: case.replica_sets.clone(),
         services: case.services.iter().map(ToString::to_string).collect(),
         analysis_runs: case.runs.clone(),
@@ -186,8 +186,12 @@ fn plan_case(case: &Case, templates: &[AnalysisTemplate]) -> ExperimentPlan {
             templates,
             cluster_templates: &[],
         },
-    };
-    plan_experiment(&experiment, &observed, at(case.now))
+    }
+}
+
+fn plan_case(case: &Case, templates: &[AnalysisTemplate]) -> ExperimentPlan {
+    let experiment = experiment(case.spec.clone(), case.status.clone());
+    plan_experiment(&experiment, &observed_of(case, templates), at(case.now))
 }
 
 fn running_status(available_at: i64, runs: Value) -> Value {
@@ -725,6 +729,7 @@ fn scenario_an_experiment_runs_to_successful_and_scales_down() {
         json!({}),
     );
     let mut world = World::default();
+    let events = std::cell::RefCell::new(Vec::new());
     let step = |experiment: &mut Experiment, world: &mut World, seconds: i64| {
         let observed = ObservedExperiment {
             replica_sets: world.replica_sets.clone(),
@@ -736,6 +741,9 @@ fn scenario_an_experiment_runs_to_successful_and_scales_down() {
             },
         };
         let plan = plan_experiment(experiment, &observed, at(seconds));
+        events
+            .borrow_mut()
+            .extend(experiment_events(experiment, &observed, &plan));
         world.apply(&plan);
         experiment.status = Some(plan.status.clone());
         plan
@@ -806,6 +814,219 @@ fn scenario_an_experiment_runs_to_successful_and_scales_down() {
     );
     assert_eq!(plan.requeue_after, None);
     assert_eq!(plan.status, experiment.status.clone().expect("status"));
+
+    // One event per transition, none for the reconciles that changed nothing.
+    let n = |reason: &str, message: &str| (reason.to_string(), false, message.to_string());
+    let events: Vec<(String, bool, String)> = events
+        .into_inner()
+        .into_iter()
+        .map(|event| (event.reason, event.warning, event.message))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            n(
+                "NewReplicaSetCreated",
+                "Created ReplicaSet exp-baseline with size 1"
+            ),
+            n(
+                "NewReplicaSetCreated",
+                "Created ReplicaSet exp-canary with size 1"
+            ),
+            n(
+                "TemplateProgressing",
+                "Template 'baseline' transitioned from  -> Progressing"
+            ),
+            n(
+                "TemplateProgressing",
+                "Template 'canary' transitioned from  -> Progressing"
+            ),
+            n(
+                "ExperimentPending",
+                "Experiment transitioned from  -> Pending"
+            ),
+            // every template available (t=5)
+            n(
+                "TemplateRunning",
+                "Template 'baseline' transitioned from Progressing -> Running"
+            ),
+            n(
+                "TemplateRunning",
+                "Template 'canary' transitioned from Progressing -> Running"
+            ),
+            n(
+                "AnalysisRunPending",
+                "AnalysisRun 'check' transitioned from  -> Pending"
+            ),
+            n(
+                "ExperimentRunning",
+                "Experiment transitioned from Pending -> Running"
+            ),
+            n(
+                "AnalysisRunRunning",
+                "AnalysisRun 'check' transitioned from Pending -> Running"
+            ),
+            // the duration passed (t=35)
+            n("AnalysisRunTerminating", "Terminating check (exp-check)"),
+            n(
+                "TemplateSuccessful",
+                "Template 'baseline' transitioned from Running -> Successful"
+            ),
+            n(
+                "TemplateSuccessful",
+                "Template 'canary' transitioned from Running -> Successful"
+            ),
+            n(
+                "ExperimentSuccessful",
+                "Experiment transitioned from Running -> Successful"
+            ),
+            // the scale-down delay passed (t=45)
+            n(
+                "ScalingReplicaSet",
+                "Scaled down ReplicaSet exp-baseline from 1 to 0"
+            ),
+            n(
+                "ScalingReplicaSet",
+                "Scaled down ReplicaSet exp-canary from 1 to 0"
+            ),
+            n(
+                "AnalysisRunSuccessful",
+                "AnalysisRun 'check' transitioned from Running -> Successful"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn experiment_events_of_failures_are_warnings() {
+    let w = |reason: &str, message: &str| (reason.to_string(), true, message.to_string());
+    let n = |reason: &str, message: &str| (reason.to_string(), false, message.to_string());
+    // a running experiment whose analysis is now in `phase`
+    let running = |phase| Case {
+        spec: json!({"duration": "1h", "analyses": one_analysis(false)}),
+        status: running_status(0, recorded_run("check", "Running")),
+        replica_sets: both_available(),
+        runs: vec![run("exp-check", phase)],
+        now: 5,
+        ..Case::default()
+    };
+    let rows = [
+        (
+            running(Failed),
+            vec![
+                w(
+                    "TemplateFailed",
+                    "Template 'baseline' transitioned from Running -> Failed",
+                ),
+                w(
+                    "TemplateFailed",
+                    "Template 'canary' transitioned from Running -> Failed",
+                ),
+                w(
+                    "AnalysisRunFailed",
+                    "AnalysisRun 'check' transitioned from Running -> Failed: metric \"m\" assessed Failed",
+                ),
+                w(
+                    "ExperimentFailed",
+                    "Experiment transitioned from Running -> Failed",
+                ),
+            ],
+        ),
+        (
+            running(Inconclusive),
+            vec![
+                w(
+                    "TemplateFailed",
+                    "Template 'baseline' transitioned from Running -> Failed",
+                ),
+                w(
+                    "TemplateFailed",
+                    "Template 'canary' transitioned from Running -> Failed",
+                ),
+                w(
+                    "AnalysisRunInconclusive",
+                    "AnalysisRun 'check' transitioned from Running -> Inconclusive",
+                ),
+                w(
+                    "ExperimentInconclusive",
+                    "Experiment transitioned from Running -> Inconclusive",
+                ),
+            ],
+        ),
+        (
+            running(Error),
+            vec![
+                w(
+                    "TemplateFailed",
+                    "Template 'baseline' transitioned from Running -> Failed",
+                ),
+                w(
+                    "TemplateFailed",
+                    "Template 'canary' transitioned from Running -> Failed",
+                ),
+                w(
+                    "AnalysisRunError",
+                    "AnalysisRun 'check' transitioned from Running -> Error",
+                ),
+                w(
+                    "ExperimentError",
+                    "Experiment transitioned from Running -> Error",
+                ),
+            ],
+        ),
+        (
+            Case {
+                spec: json!({"progressDeadlineSeconds": 60, "scaleDownDelaySeconds": 0}),
+                status: json!({"phase": "Pending", "templateStatuses": [
+                    {"name": "baseline", "status": "Progressing", "lastTransitionTime": time(0)},
+                    {"name": "canary", "status": "Running", "lastTransitionTime": time(0)},
+                ]}),
+                replica_sets: vec![starting("exp-baseline"), available("exp-canary")],
+                now: 60,
+                ..Case::default()
+            },
+            vec![
+                n(
+                    "ScalingReplicaSet",
+                    "Scaled down ReplicaSet exp-baseline from 1 to 0",
+                ),
+                n(
+                    "ScalingReplicaSet",
+                    "Scaled down ReplicaSet exp-canary from 1 to 0",
+                ),
+                w(
+                    "TemplateFailed",
+                    "Template 'baseline' transitioned from Progressing -> Failed: Template 'baseline' exceeded its progressDeadlineSeconds (60)",
+                ),
+                w(
+                    "TemplateFailed",
+                    "Template 'canary' transitioned from Running -> Failed",
+                ),
+                w(
+                    "ExperimentFailed",
+                    "Experiment transitioned from Pending -> Failed",
+                ),
+            ],
+        ),
+        (running(Running), vec![]),
+    ];
+    let templates = [template("check")];
+    for (index, (case, expected)) in rows.iter().enumerate() {
+        let experiment = experiment(case.spec.clone(), case.status.clone());
+        let observed = observed_of(case, &templates);
+        let plan = plan_experiment(&experiment, &observed, at(case.now));
+        let events: Vec<(String, bool, String)> = experiment_events(&experiment, &observed, &plan)
+            .into_iter()
+            .map(
+                |Event {
+                     reason,
+                     warning,
+                     message,
+                 }| (reason, warning, message),
+            )
+            .collect();
+        assert_eq!(&events, expected, "row {index}");
+    }
 }
 
 fn step_request(step: Value) -> sluice_core::plan::ExperimentRequest {
