@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use prometheus_client::registry::Registry;
-use sluice_controller::{ControllerOptions, LeaderElection, PluginConfigMap, SluiceController};
+use sluice_controller::{
+    ControllerOptions, LeaderElection, PluginConfigMap, RateLimitLayer, SluiceController,
+    rate_limit,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Flags named as Argo Rollouts' controller names them.
-///
-/// Argo's `--qps`/`--burst` are not offered: kube-rs has no client-side rate limiter to set.
 #[derive(Args, Debug)]
 pub struct ControllerArgs {
     /// Watch only the controller's own namespace (`--namespace`, else `POD_NAMESPACE`, else the
@@ -33,6 +34,13 @@ pub struct ControllerArgs {
     /// Kubeconfig file (default: in-cluster configuration, else `KUBECONFIG`/`~/.kube/config`).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Maximum queries per second to the Kubernetes API server, on average (client-side rate
+    /// limit; every request and every watch opened takes a token).
+    #[arg(long, default_value_t = rate_limit::DEFAULT_QPS)]
+    qps: f32,
+    /// Maximum burst of requests to the Kubernetes API server above `--qps`.
+    #[arg(long, default_value_t = rate_limit::DEFAULT_BURST)]
+    burst: u32,
     /// Port of `/metrics`.
     #[arg(
         long = "metrics-port",
@@ -133,7 +141,10 @@ async fn serve(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config)?;
+    let rate_limit = RateLimitLayer::new(args.qps, args.burst).context("--qps/--burst")?;
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&rate_limit)
+        .build();
     let options = ControllerOptions {
         namespace: args.namespaced.then(|| namespace.clone()),
         instance_id: args.instance_id.clone(),
@@ -168,6 +179,8 @@ async fn serve(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
         metrics_port = args.metrics_port,
         healthz_port = args.healthz_port,
         namespaced = args.namespaced,
+        qps = args.qps,
+        burst = args.burst,
         %namespace,
         "sluice controller starting"
     );

@@ -62,6 +62,8 @@ async fn the_controller_process_reconciles_serves_metrics_and_stops_on_sigterm()
         .args(["--metrics-port", &metrics_port.to_string()])
         .args(["--healthz-port", &health_port.to_string()])
         .args(["--loglevel", "warn"])
+        // below the defaults (40/80): the start-up lists and watches already wait for tokens
+        .args(["--qps", "5", "--burst", "4"])
         .stdout(Stdio::null())
         .spawn()?;
     let mut child = KillOnDrop(child);

@@ -35,6 +35,7 @@ pub mod leader;
 pub mod metrics;
 pub mod patch;
 mod plugins;
+pub mod rate_limit;
 mod rollout;
 mod status_patch;
 
@@ -65,6 +66,7 @@ pub use crate::error::{Error, Result};
 pub use crate::leader::LeaderElection;
 pub use crate::metrics::Metrics;
 pub use crate::plugins::PluginConfigMap;
+pub use crate::rate_limit::RateLimitLayer;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
