@@ -449,6 +449,22 @@ struct TreeWriter<'a> {
     rows: Vec<Vec<String>>,
 }
 
+impl<'a> TreeWriter<'a> {
+    /// A tree with only the column titles NAME, KIND, STATUS, AGE and INFO.
+    fn new(style: Style, now: Timestamp, objects: &'a RolloutObjects) -> Self {
+        Self {
+            style,
+            now,
+            objects,
+            rows: vec![
+                ["NAME", "KIND", "STATUS", "AGE", "INFO"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ],
+        }
+    }
+}
+
 fn prefixes(is_last: bool, parent: &str) -> (String, String) {
     if is_last {
         (format!("{parent}└──"), format!("{parent}   "))
@@ -671,33 +687,24 @@ pub fn render_rollout(objects: &RolloutObjects, now: Timestamp, style: Style) ->
     let (phase, message) = rollout_phase(rollout);
     let icon = rollout_icon(phase);
     let painted_icon = style.paint(icon, icon_color(icon));
-    let mut out = String::new();
-    let mut line = |label: &str, value: &str| {
-        out.push_str(format!("{label:<17}{value}").trim_end());
-        out.push('\n');
-    };
-    line("Name:", name_of(&rollout.metadata));
-    line(
-        "Namespace:",
-        rollout.metadata.namespace.as_deref().unwrap_or(""),
-    );
-    line("Status:", &format!("{painted_icon} {}", phase.as_str()));
+    let mut header = Header::of(&rollout.metadata);
+    header.line("Status:", &format!("{painted_icon} {}", phase.as_str()));
     if !message.is_empty() {
-        line("Message:", &message);
+        header.line("Message:", &message);
     }
     if rollout.canary().is_some() {
         let weight = set_weight(rollout);
-        line("Strategy:", "Canary");
-        line("  Step:", &step_text(rollout).unwrap_or_default());
-        line("  SetWeight:", &weight.to_string());
-        line(
+        header.line("Strategy:", "Canary");
+        header.line("  Step:", &step_text(rollout).unwrap_or_default());
+        header.line("  SetWeight:", &weight.to_string());
+        header.line(
             "  ActualWeight:",
             &actual_weight(rollout, &rollout_sets, weight),
         );
     } else if rollout.blue_green().is_some() {
-        line("Strategy:", "BlueGreen");
+        header.line("Strategy:", "BlueGreen");
     } else {
-        line("Strategy:", "");
+        header.line("Strategy:", "");
     }
     for (index, (image, tags)) in images(&rollout_sets, &experiment_sets).iter().enumerate() {
         let label = if index == 0 { "Images:" } else { "" };
@@ -710,26 +717,16 @@ pub fn render_rollout(objects: &RolloutObjects, now: Timestamp, style: Style) ->
                 .collect();
             format!("{image} ({})", tags.join(", "))
         };
-        line(label, &text);
+        header.line(label, &text);
     }
-    line("Replicas:", "");
-    line("  Desired:", &rollout.replicas().to_string());
-    line("  Current:", &status.replicas.to_string());
-    line("  Updated:", &status.updated_replicas.to_string());
-    line("  Ready:", &status.ready_replicas.to_string());
-    line("  Available:", &status.available_replicas.to_string());
-    out.push('\n');
+    header.line("Replicas:", "");
+    header.line("  Desired:", &rollout.replicas().to_string());
+    header.line("  Current:", &status.replicas.to_string());
+    header.line("  Updated:", &status.updated_replicas.to_string());
+    header.line("  Ready:", &status.ready_replicas.to_string());
+    header.line("  Available:", &status.available_replicas.to_string());
 
-    let mut tree = TreeWriter {
-        style,
-        now,
-        objects,
-        rows: vec![
-            ["NAME", "KIND", "STATUS", "AGE", "INFO"]
-                .map(str::to_owned)
-                .to_vec(),
-        ],
-    };
+    let mut tree = TreeWriter::new(style, now, objects);
     tree.row(
         format!("{} {}", icons::ROLLOUT, name_of(&rollout.metadata)),
         "Rollout",
@@ -779,8 +776,7 @@ pub fn render_rollout(objects: &RolloutObjects, now: Timestamp, style: Style) ->
             tree.analysis_run(run, &p, &c);
         }
     }
-    out.push_str(&align_columns(&tree.rows, 2));
-    out
+    header.with_tree(&tree)
 }
 
 /// Renders `get experiment`: the header (name, namespace, status, message), a blank line, then
@@ -795,17 +791,8 @@ pub fn render_experiment(
     let status = experiment.status.clone().unwrap_or_default();
     let phase = status.phase.map_or("", AnalysisPhase::as_str);
     let icon = analysis_icon(status.phase);
-    let mut out = String::new();
-    let mut line = |label: &str, value: &str| {
-        out.push_str(format!("{label:<17}{value}").trim_end());
-        out.push('\n');
-    };
-    line("Name:", name_of(&experiment.metadata));
-    line(
-        "Namespace:",
-        experiment.metadata.namespace.as_deref().unwrap_or(""),
-    );
-    line(
+    let mut header = Header::of(&experiment.metadata);
+    header.line(
         "Status:",
         &format!("{} {phase}", style.paint(icon, icon_color(icon))),
     );
@@ -814,22 +801,36 @@ pub fn render_experiment(
         .as_deref()
         .filter(|message| !message.is_empty())
     {
-        line("Message:", message);
+        header.line("Message:", message);
     }
-    out.push('\n');
-    let mut tree = TreeWriter {
-        style,
-        now,
-        objects,
-        rows: vec![
-            ["NAME", "KIND", "STATUS", "AGE", "INFO"]
-                .map(str::to_owned)
-                .to_vec(),
-        ],
-    };
+    let mut tree = TreeWriter::new(style, now, objects);
     tree.experiment(experiment, "", "");
-    out.push_str(&align_columns(&tree.rows, 2));
-    out
+    header.with_tree(&tree)
+}
+
+/// The header of `get rollout` and `get experiment`: `Label:` padded to 17 columns, then the
+/// value, starting with the object's name and namespace.
+struct Header(String);
+
+impl Header {
+    fn of(meta: &ObjectMeta) -> Self {
+        let mut header = Self(String::new());
+        header.line("Name:", name_of(meta));
+        header.line("Namespace:", meta.namespace.as_deref().unwrap_or(""));
+        header
+    }
+
+    fn line(&mut self, label: &str, value: &str) {
+        self.0.push_str(format!("{label:<17}{value}").trim_end());
+        self.0.push('\n');
+    }
+
+    /// The header, a blank line, then the tree's aligned columns.
+    fn with_tree(mut self, tree: &TreeWriter<'_>) -> String {
+        self.0.push('\n');
+        self.0.push_str(&align_columns(&tree.rows, 2));
+        self.0
+    }
 }
 
 #[cfg(test)]

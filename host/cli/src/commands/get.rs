@@ -1,5 +1,5 @@
-//! `get rollout NAME [-w]`: the rollout's tree, once or re-rendered on every change;
-//! `get experiment NAME`: an experiment's tree.
+//! `get rollout NAME [-w]` and `get experiment NAME [-w]`: the tree of a rollout or an
+//! experiment, once or re-rendered on every change.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -24,7 +24,6 @@ use sluice_api::rollout::Rollout;
 use super::{output_style, rollouts};
 use crate::kube_context::{Cluster, ClusterArgs};
 use crate::lookup;
-use crate::text::Style;
 use crate::tree::{RolloutObjects, render_experiment, render_rollout};
 
 /// Arguments of `get`.
@@ -55,11 +54,8 @@ pub struct GetExperimentArgs {
     /// The experiment.
     #[arg(value_name = "EXPERIMENT")]
     name: String,
-    /// Never colour the output (it is coloured only on a terminal anyway).
-    #[arg(long)]
-    no_color: bool,
     #[command(flatten)]
-    cluster: ClusterArgs,
+    tree: TreeArgs,
 }
 
 /// Arguments of `get rollout`.
@@ -68,6 +64,13 @@ pub struct GetRolloutArgs {
     /// The rollout.
     #[arg(value_name = "ROLLOUT")]
     name: String,
+    #[command(flatten)]
+    tree: TreeArgs,
+}
+
+/// How a tree is shown, for `get rollout` and `get experiment`.
+#[derive(Args)]
+struct TreeArgs {
     /// Re-render on every change until Ctrl-C.
     #[arg(short = 'w', long)]
     watch: bool,
@@ -83,45 +86,65 @@ pub struct GetRolloutArgs {
 
 /// Prints the tree, or keeps re-printing it with `--watch`.
 pub async fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
-    let args = match &args.target {
-        GetTarget::Rollout(args) => args,
-        GetTarget::Experiment(args) => return get_experiment(args).await,
-    };
-    let style = output_style(args.no_color);
-    let (cluster, api) = rollouts(&args.cluster).await?;
+    match &args.target {
+        GetTarget::Rollout(args) => get_rollout(args).await,
+        GetTarget::Experiment(args) => get_experiment(args).await,
+    }
+}
+
+async fn get_rollout(args: &GetRolloutArgs) -> anyhow::Result<ExitCode> {
+    let style = output_style(args.tree.no_color);
+    let (cluster, api) = rollouts(&args.tree.cluster).await?;
     let rollout = lookup::get(&api, &cluster.namespace, &args.name).await?;
-    if !args.watch {
+    if !args.tree.watch {
         let objects = read_objects(&cluster, rollout).await?;
         print!("{}", render_rollout(&objects, Timestamp::now(), style));
         return Ok(ExitCode::SUCCESS);
     }
-    let watching = watch(&cluster, &args.name, style);
+    let watching = watch(&cluster, &args.name, true, |rollout, objects| {
+        let objects = RolloutObjects { rollout, ..objects };
+        render_rollout(&objects, Timestamp::now(), style)
+    });
+    until_stopped(watching, args.tree.timeout_seconds).await
+}
+
+async fn get_experiment(args: &GetExperimentArgs) -> anyhow::Result<ExitCode> {
+    let style = output_style(args.tree.no_color);
+    let (cluster, _) = rollouts(&args.tree.cluster).await?;
+    let api: Api<Experiment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let experiment = lookup::get(&api, &cluster.namespace, &args.name).await?;
+    let render = |experiment: Experiment, objects: RolloutObjects| {
+        render_experiment(&experiment, &objects, Timestamp::now(), style)
+    };
+    if !args.tree.watch {
+        let objects = RolloutObjects {
+            rollout: Rollout::default(),
+            replica_sets: list_all(&cluster).await?,
+            pods: list_all(&cluster).await?,
+            analysis_runs: list_all(&cluster).await?,
+            experiments: Vec::new(),
+        };
+        print!("{}", render(experiment, objects));
+        return Ok(ExitCode::SUCCESS);
+    }
+    until_stopped(
+        watch(&cluster, &args.name, false, render),
+        args.tree.timeout_seconds,
+    )
+    .await
+}
+
+/// Runs `watching` until it fails, Ctrl-C, or `timeout_seconds` (0: never).
+async fn until_stopped(
+    watching: impl Future<Output = anyhow::Result<()>>,
+    timeout_seconds: u64,
+) -> anyhow::Result<ExitCode> {
     let stop = tokio::signal::ctrl_c().map(|_| ());
     tokio::select! {
         result = watching => result?,
         () = stop => {}
-        () = sleep_or_forever(args.timeout_seconds) => {}
+        () = sleep_or_forever(timeout_seconds) => {}
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Prints an experiment's tree.
-async fn get_experiment(args: &GetExperimentArgs) -> anyhow::Result<ExitCode> {
-    let style = output_style(args.no_color);
-    let (cluster, _) = rollouts(&args.cluster).await?;
-    let api: Api<Experiment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let experiment = lookup::get(&api, &cluster.namespace, &args.name).await?;
-    let objects = RolloutObjects {
-        rollout: Rollout::default(),
-        replica_sets: list_all(&cluster).await?,
-        pods: list_all(&cluster).await?,
-        analysis_runs: list_all(&cluster).await?,
-        experiments: Vec::new(),
-    };
-    print!(
-        "{}",
-        render_experiment(&experiment, &objects, Timestamp::now(), style)
-    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -198,29 +221,48 @@ where
         .collect()
 }
 
-/// Watches the rollout and everything the tree shows, re-rendering after every batch of changes.
-async fn watch(cluster: &Cluster, name: &str, style: Style) -> anyhow::Result<()> {
+/// Watches the object `name` (a Rollout or an Experiment) and the ReplicaSets, Pods,
+/// AnalysisRuns and, with `experiments`, Experiments of its namespace, re-rendering its tree
+/// with `render` after every batch of changes. `render` gets the object and the other objects
+/// (`rollout` left default).
+async fn watch<K>(
+    cluster: &Cluster,
+    name: &str,
+    experiments: bool,
+    render: impl Fn(K, RolloutObjects) -> String,
+) -> anyhow::Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let (rollouts, rollout_changes) = reflect::<Rollout>(cluster, by_name);
+    let (roots, root_changes) = reflect::<K>(cluster, by_name);
     let (replica_sets, rs_changes) = reflect::<ReplicaSet>(cluster, watcher::Config::default());
     let (pods, pod_changes) = reflect::<Pod>(cluster, watcher::Config::default());
     let (runs, run_changes) = reflect::<AnalysisRun>(cluster, watcher::Config::default());
-    let (experiments, experiment_changes) =
-        reflect::<Experiment>(cluster, watcher::Config::default());
-    let mut changes = stream::select_all([
-        rollout_changes,
-        rs_changes,
-        pod_changes,
-        run_changes,
-        experiment_changes,
-    ]);
-    for store in [
-        rollouts.wait_until_ready().boxed(),
+    let (experiment_store, experiment_changes) = experiments
+        .then(|| reflect::<Experiment>(cluster, watcher::Config::default()))
+        .unzip();
+    let mut streams = vec![root_changes, rs_changes, pod_changes, run_changes];
+    streams.extend(experiment_changes);
+    let mut stores = vec![
+        roots.wait_until_ready().boxed(),
         replica_sets.wait_until_ready().boxed(),
         pods.wait_until_ready().boxed(),
         runs.wait_until_ready().boxed(),
-        experiments.wait_until_ready().boxed(),
-    ] {
+    ];
+    stores.extend(
+        experiment_store
+            .as_ref()
+            .map(|store| store.wait_until_ready().boxed()),
+    );
+    let mut changes = stream::select_all(streams);
+    for store in stores {
         // The stores fill while the change stream is polled.
         let mut store = store;
         loop {
@@ -233,15 +275,15 @@ async fn watch(cluster: &Cluster, name: &str, style: Style) -> anyhow::Result<()
     let clear = std::io::stdout().is_terminal();
     let mut first = true;
     loop {
-        let Some(rollout) = snapshot(&rollouts).into_iter().next() else {
-            anyhow::bail!("rollout \"{name}\" was deleted");
+        let Some(root) = snapshot(&roots).into_iter().next() else {
+            anyhow::bail!("{} \"{name}\" was deleted", K::kind(&()).to_lowercase());
         };
         let objects = RolloutObjects {
-            rollout,
+            rollout: Rollout::default(),
             replica_sets: snapshot(&replica_sets),
             pods: snapshot(&pods),
             analysis_runs: snapshot(&runs),
-            experiments: snapshot(&experiments),
+            experiments: experiment_store.as_ref().map(snapshot).unwrap_or_default(),
         };
         let mut out = std::io::stdout().lock();
         if clear {
@@ -249,7 +291,7 @@ async fn watch(cluster: &Cluster, name: &str, style: Style) -> anyhow::Result<()
         } else if !first {
             writeln!(out)?;
         }
-        write!(out, "{}", render_rollout(&objects, Timestamp::now(), style))?;
+        write!(out, "{}", render(root, objects))?;
         out.flush()?;
         drop(out);
         first = false;

@@ -215,6 +215,66 @@ async fn get_rollout_watch_renders_again_on_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_experiment_watch_renders_again_on_changes() {
+    let env = Env::new("get-exp-watch").await;
+    let experiment = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": "trial"},
+        "spec": {"templates": [{"name": "baseline", "selector": {"matchLabels": {"app": "trial"}},
+            "template": {"metadata": {"labels": {"app": "trial"}},
+                         "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}]}
+    });
+    env.create_with_status(&env.experiments(), experiment, json!({"phase": "Running"}))
+        .await;
+    let child = sluice_command(&[
+        "get",
+        "experiment",
+        "trial",
+        "-w",
+        "--timeout-seconds",
+        "6",
+        "-n",
+        env.ns.name(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("sluice starts");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    env.experiments()
+        .patch_status(
+            "trial",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Failed", "message": "baseline failed"}})),
+        )
+        .await
+        .expect("status written");
+    let run = Run::from(
+        tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("joined")
+            .expect("sluice ran"),
+    );
+    let output = run.success();
+    let first = output
+        .find("Status:          ◌ Running")
+        .expect("first render");
+    let later = output
+        .find("Status:          ✖ Failed\nMessage:         baseline failed")
+        .expect("render after the change");
+    assert!(first < later, "{output}");
+    assert!(
+        output.matches("Name:            trial").count() >= 2,
+        "{output}"
+    );
+    assert!(
+        output.contains("Σ trial") && output.contains("Experiment"),
+        "the tree below the header: {output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_rollouts_prints_argos_table() {
     let env = Env::new("list").await;
     env.canary("guestbook", json!({"replicas": 3}), json!({"phase": "Paused", "observedGeneration": "1",
