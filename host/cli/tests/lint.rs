@@ -328,6 +328,12 @@ fn invalid_cases() -> Vec<Case> {
             "Rollout/app: spec.strategy.canary.steps[0].setMirrorRoute.percentage: must be between 0 and 100, got 120",
         ),
         case(
+            "plugin step without a name",
+            ROLLOUT,
+            steps(json!([{"plugin": {"name": " ", "config": {}}}])),
+            "Rollout/app: spec.strategy.canary.steps[0].plugin.name: is required",
+        ),
+        case(
             "dynamicStableScale with scaleDownDelaySeconds",
             ROUTED,
             canary(json!({"dynamicStableScale": true, "scaleDownDelaySeconds": 30})),

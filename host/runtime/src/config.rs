@@ -383,6 +383,39 @@ mod tests {
     }
 
     #[test]
+    fn step_plugins_may_be_disabled_and_use_http_but_others_may_not_be_disabled() {
+        let config = parse_plugin_config(
+            &data(&[
+                (
+                    STEP_PLUGINS_KEY,
+                    "- {name: gate, location: 'builtin:approval', grants: {http: ['https://tickets.example.com']}}\n- {name: freeze, location: 'file:///p.wasm', disabled: true}",
+                ),
+                (
+                    METRIC_PROVIDER_PLUGINS_KEY,
+                    "- {name: m, location: 'builtin:m', disabled: true}",
+                ),
+            ]),
+            &Limits::default(),
+        )
+        .unwrap();
+        let entries: Vec<(&str, PluginKind, bool)> = config
+            .entries
+            .iter()
+            .map(|entry| (entry.spec.name.as_str(), entry.spec.kind, entry.disabled))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("gate", PluginKind::Step, false),
+                ("freeze", PluginKind::Step, true)
+            ]
+        );
+        assert_eq!(config.invalid.len(), 1);
+        assert_eq!(config.invalid[0].name, "m");
+        assert!(config.invalid[0].reason.contains("only step plugins"));
+    }
+
+    #[test]
     fn overrides_replace_defaults_by_name_and_bad_overrides_keep_the_default() {
         let defaults = parse_plugin_config(
             &data(&[(

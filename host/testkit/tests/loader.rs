@@ -208,3 +208,30 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
     registry.apply(&config("", "")).await;
     assert!(registry.traffic_router("swap").is_err());
 }
+
+/// A disabled step plugin is not loaded (its location is never read) and is reported as
+/// disabled to callers, who complete its steps.
+#[tokio::test]
+async fn a_disabled_step_plugin_is_not_loaded() {
+    let registry = registry(BTreeMap::new());
+    let data = BTreeMap::from([(
+        sluice_runtime::STEP_PLUGINS_KEY.to_owned(),
+        "- {name: acme/freeze, location: 'file:///does/not/exist.wasm', disabled: true}".to_owned(),
+    )]);
+    let status = registry
+        .apply(&parse_plugin_config(&data, &Limits::default()).unwrap())
+        .await;
+    assert_eq!(status["acme/freeze"], PluginStatus::Disabled);
+    match registry.step_plugin("acme/freeze") {
+        Err(CallError::Disabled { plugin }) => assert_eq!(plugin, "acme/freeze"),
+        Err(other) => panic!("expected Disabled, got {other}"),
+        Ok(_) => panic!("a disabled plugin was handed out"),
+    }
+    match registry.traffic_router("acme/freeze") {
+        Err(CallError::Load { reason, .. }) => {
+            assert!(reason.contains("traffic-router"), "{reason}")
+        }
+        Err(other) => panic!("expected a load error, got {other}"),
+        Ok(_) => panic!("a step plugin was handed out as a router"),
+    }
+}
