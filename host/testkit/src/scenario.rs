@@ -283,27 +283,54 @@ pub enum ScenarioError {
 /// Reads and runs a scenario file on a fresh current-thread tokio runtime.
 pub fn run_file(path: impl AsRef<Path>) -> Result<Report, ScenarioError> {
     let path = path.as_ref();
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    block_on(path, run_file_async(path))
+}
+
+/// Reads and runs a scenario file with the component at `plugin` instead of the one its
+/// `plugin:` field names, e.g. one just built from the workspace.
+pub fn run_file_with_plugin(
+    path: impl AsRef<Path>,
+    plugin: impl AsRef<Path>,
+) -> Result<Report, ScenarioError> {
+    let path = path.as_ref();
+    let mut scenario = read(path)?;
+    scenario.plugin = plugin.as_ref().to_path_buf();
+    block_on(path, run(scenario, base_of(path), path))
+}
+
+/// Reads and runs a scenario file (inside an existing tokio runtime).
+pub async fn run_file_async(path: &Path) -> Result<Report, ScenarioError> {
+    run(read(path)?, base_of(path), path).await
+}
+
+fn read(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|e| ScenarioError::Invalid {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn base_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Runs `future` on a fresh current-thread tokio runtime.
+fn block_on(
+    path: &Path,
+    future: impl std::future::Future<Output = Result<Report, ScenarioError>>,
+) -> Result<Report, ScenarioError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| ScenarioError::Read {
             path: path.display().to_string(),
             source,
-        })?;
-    runtime.block_on(run_file_async(path))
-}
-
-/// Reads and runs a scenario file (inside an existing tokio runtime).
-pub async fn run_file_async(path: &Path) -> Result<Report, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let scenario: Scenario = serde_yaml::from_str(&text).map_err(|e| ScenarioError::Invalid {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    run(scenario, path.parent().unwrap_or(Path::new(".")), path).await
+        })?
+        .block_on(future)
 }
 
 /// Runs a parsed scenario; relative paths resolve against `base`.
