@@ -18,3 +18,6 @@ prometheus --version 2>&1 | head -n 1
 
 echo "==> componentize-py (builds the Python example plugin), cached under ~/.cache/sluice"
 bash scripts/install-componentize-py.sh
+
+echo "==> Helm (for the chart tests), cached under ~/.cache/sluice"
+bash scripts/install-helm.sh

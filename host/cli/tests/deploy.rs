@@ -1,7 +1,10 @@
 //! The install manifests in `deploy/`: the plugin ConfigMap is the built-ins' defaults, the RBAC
 //! covers every default plugin grant, the namespaced Role keeps step with the ClusterRole, the API
 //! server accepts both kustomizations, and the controller runs a Gateway API canary with a
-//! Prometheus analysis to Healthy with nothing but the ClusterRole's permissions.
+//! Prometheus analysis to Healthy with nothing but the ClusterRole's permissions. The Helm chart
+//! (`deploy/helm/sluice`) lints, renders the kustomize install's objects, passes values on, and
+//! installs into the local control plane with the same permissions (helm from
+//! `scripts/install-helm.sh`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -297,18 +300,7 @@ fn object_key(object: &Value) -> String {
 async fn the_api_server_accepts_both_kustomizations() {
     let cluster = LocalCluster::shared();
     let admin = cluster.client().expect("client");
-    // A dry run creates nothing, so the objects in the new namespace need it to exist already.
-    match Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "sluice"}})).expect("namespace"),
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(error) => panic!("creating the sluice namespace: {error}"),
-    }
+    create_sluice_namespace(&admin).await;
     for dir in ["deploy/", "deploy/namespaced/"] {
         let mut ours = render(&root().join(dir));
         assert!(ours.len() >= 14, "{dir}: {} objects", ours.len());
@@ -340,6 +332,22 @@ async fn the_api_server_accepts_both_kustomizations() {
         ours.sort_by_key(object_key);
         theirs.sort_by_key(object_key);
         assert_eq!(ours, theirs, "{dir}");
+    }
+}
+
+/// Creates the namespace `sluice` if it does not exist yet: a dry run creates nothing, so the
+/// objects in a new namespace need it to exist already.
+async fn create_sluice_namespace(admin: &Client) {
+    match Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "sluice"}})).expect("namespace"),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => panic!("creating the sluice namespace: {error}"),
     }
 }
 
@@ -573,4 +581,438 @@ async fn the_controller_runs_a_canary_with_only_the_installed_permissions() {
         .expect("the controller stops")
         .expect("the controller task")
         .expect("the controller ran without error");
+}
+
+/// Environment variable naming the Helm binary (default: where `scripts/install-helm.sh` caches
+/// it, `~/.cache/sluice/helm-VERSION/helm`).
+const HELM_ENV: &str = "SLUICE_HELM";
+
+/// The chart, relative to the repository root.
+const CHART: &str = "deploy/helm/sluice";
+
+/// Labels the chart adds to the kustomize install's.
+const HELM_LABELS: [&str; 4] = [
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/version",
+    "helm.sh/chart",
+];
+
+/// The Helm binary; panics with the command that installs it when it is missing.
+fn helm_binary() -> PathBuf {
+    let path = std::env::var_os(HELM_ENV)
+        .filter(|value| !value.is_empty())
+        .map_or_else(
+            || {
+                let script = root().join("scripts/install-helm.sh");
+                let script = std::fs::read_to_string(&script)
+                    .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+                let version = script
+                    .lines()
+                    .find_map(|line| line.strip_prefix("version="))
+                    .expect("install-helm.sh pins version=");
+                let home = std::env::var_os("HOME").expect("HOME");
+                PathBuf::from(home).join(format!(".cache/sluice/helm-{version}/helm"))
+            },
+            PathBuf::from,
+        );
+    assert!(
+        path.is_file(),
+        "helm is not installed at {}: run `bash scripts/setup.sh` (or scripts/install-helm.sh), \
+         or set {HELM_ENV}",
+        path.display()
+    );
+    path
+}
+
+/// Runs Helm in the repository root and returns its standard output; panics if it fails.
+fn helm(args: &[&str]) -> String {
+    let output = Command::new(helm_binary())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("running helm");
+    assert!(
+        output.status.success(),
+        "helm {}\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// `--set` arguments for Helm.
+fn helm_sets<'a>(values: &[&'a str]) -> Vec<&'a str> {
+    values.iter().flat_map(|value| ["--set", value]).collect()
+}
+
+/// The objects of `helm template sluice deploy/helm/sluice -n sluice --include-crds` with `values`
+/// set.
+fn helm_template(values: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "sluice", CHART, "--namespace", "sluice"];
+    args.push("--include-crds");
+    args.extend(helm_sets(values));
+    serde_yaml::Deserializer::from_str(&helm(&args))
+        .map(|document| Value::deserialize(document).expect("YAML"))
+        .filter(|value| !value.is_null())
+        .collect()
+}
+
+fn deployment_args(objects: &[Value]) -> Vec<String> {
+    let deployment = objects
+        .iter()
+        .find(|object| object["kind"] == "Deployment")
+        .expect("a Deployment");
+    serde_json::from_value(deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+        .expect("string args")
+}
+
+/// The object without the labels Helm adds, and without its container arguments (compared on
+/// their own).
+fn comparable(mut object: Value) -> Value {
+    for pointer in [
+        "/metadata/labels",
+        "/spec/selector/matchLabels",
+        "/spec/selector",
+        "/spec/template/metadata/labels",
+    ] {
+        if let Some(Value::Object(labels)) = object.pointer_mut(pointer) {
+            for label in HELM_LABELS {
+                labels.remove(label);
+            }
+        }
+    }
+    if let Some(args) = object.pointer_mut("/spec/template/spec/containers/0/args") {
+        args.take();
+    }
+    object
+}
+
+/// The flag of a command-line argument: `--qps` for `--qps=40`.
+fn flag(arg: &str) -> &str {
+    arg.split_once('=').map_or(arg, |(flag, _)| flag)
+}
+
+/// `sluice controller`'s defaults by flag, from its `--help`.
+fn controller_defaults() -> BTreeMap<String, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["controller", "--help"])
+        .output()
+        .expect("running sluice");
+    assert!(output.status.success());
+    let mut defaults = BTreeMap::new();
+    let mut current = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let line = line.trim();
+        if line.starts_with("--") {
+            current = line.split([' ', ',']).next().map(str::to_owned);
+        } else if let Some(value) = line
+            .strip_prefix("[default: ")
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            let flag = current.clone().expect("a default after a flag");
+            defaults.insert(flag, value.to_owned());
+        }
+    }
+    assert!(defaults.len() >= 10, "{defaults:?}");
+    defaults
+}
+
+/// `sluice` accepts the arguments (each flag exists and its value parses): clap checks them
+/// before printing the help that ends the command line.
+fn assert_sluice_accepts(args: &[String]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("running sluice");
+    assert!(
+        output.status.success(),
+        "sluice {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_helm_chart_lints() {
+    for values in [&[][..], &["namespaced=true", "instanceId=blue"][..]] {
+        let mut args = vec!["lint", CHART, "--strict"];
+        args.extend(helm_sets(values));
+        let output = helm(&args);
+        assert!(
+            output.contains("1 chart(s) linted, 0 chart(s) failed"),
+            "{output}"
+        );
+    }
+}
+
+/// With default values the chart renders, as release `sluice` in the namespace `sluice`, exactly
+/// the objects of the kustomize install (cluster-wide, and with `namespaced=true` the namespaced
+/// overlay) but the Namespace, which `helm install --create-namespace` creates: the same CRDs,
+/// RBAC rules (read from deploy/'s files), plugin ConfigMap, Deployment and Service, with Helm's
+/// labels added. The controller's arguments keep the kustomize ones in order; the others the chart
+/// passes are the controller's own defaults.
+#[test]
+fn the_helm_chart_renders_the_kustomize_install() {
+    let defaults = controller_defaults();
+    for (values, dir) in [
+        (&[][..], "deploy"),
+        (&["namespaced=true"][..], "deploy/namespaced"),
+    ] {
+        let chart = helm_template(values);
+        let kustomize: Vec<Value> = render(&root().join(dir))
+            .into_iter()
+            .filter(|object| object["kind"] != "Namespace")
+            .collect();
+
+        let chart_args = deployment_args(&chart);
+        let kustomize_args = deployment_args(&kustomize);
+        let kustomize_flags: BTreeSet<&str> = kustomize_args.iter().map(|a| flag(a)).collect();
+        let (shared, added): (Vec<&String>, Vec<&String>) = chart_args
+            .iter()
+            .partition(|arg| kustomize_flags.contains(flag(arg)));
+        assert_eq!(shared, kustomize_args.iter().collect::<Vec<_>>(), "{dir}");
+        assert!(added.len() >= 7, "{added:?}");
+        for arg in added {
+            let (flag, value) = arg.split_once('=').expect("--flag=value");
+            assert_eq!(
+                defaults.get(flag),
+                Some(&value.to_owned()),
+                "{arg} is not the controller's default"
+            );
+        }
+        assert_sluice_accepts(&chart_args);
+
+        let mut chart: Vec<Value> = chart.into_iter().map(comparable).collect();
+        let mut kustomize: Vec<Value> = kustomize.into_iter().map(comparable).collect();
+        chart.sort_by_key(object_key);
+        kustomize.sort_by_key(object_key);
+        let keys = |objects: &[Value]| objects.iter().map(object_key).collect::<Vec<_>>();
+        assert_eq!(keys(&chart), keys(&kustomize), "{dir}");
+        for (ours, theirs) in chart.iter().zip(&kustomize) {
+            assert_eq!(ours, theirs, "{}", object_key(ours));
+        }
+
+        let config_map = chart
+            .iter()
+            .find(|object| object["kind"] == "ConfigMap")
+            .expect("the plugin ConfigMap");
+        let data: BTreeMap<String, String> =
+            serde_json::from_value(config_map["data"].clone()).expect("string data");
+        assert_eq!(data, sluice_builtins::default_plugin_config(), "{dir}");
+    }
+}
+
+/// Values reach the controller's arguments, ports and plugin ConfigMap: a plugin entry replaces
+/// the built-in of the same name and a new one is added after the built-ins.
+#[test]
+fn helm_values_reach_the_controller() {
+    let objects = helm_template(&[
+        "logLevel=debug",
+        "logFormat=text",
+        "qps=12",
+        "burst=24",
+        "instanceId=blue",
+        "leaderElection.enabled=false",
+        "leaderElection.retryPeriod=1s",
+        "ports.metrics=9100",
+        "replicaCount=2",
+        "image.tag=dev",
+        "extraArgs[0]=--namespace=sluice",
+        "pluginConfigMap.name=sluice-plugins",
+        "plugins.metricProviderPlugins[0].name=prometheus",
+        "plugins.metricProviderPlugins[0].location=builtin:prometheus",
+        "plugins.metricProviderPlugins[0].type=Prometheus",
+        "plugins.metricProviderPlugins[0].grants.http[0]=http://prometheus.monitoring:9090",
+        "plugins.stepPlugins[0].name=example/freeze",
+        "plugins.stepPlugins[0].location=file:///plugins/freeze.wasm",
+        "plugins.stepPlugins[0].type=Freeze",
+    ]);
+    let args = deployment_args(&objects);
+    assert_eq!(
+        args,
+        [
+            "controller",
+            "--metrics-port=9100",
+            "--healthz-port=8080",
+            "--plugin-configmap=sluice-plugins",
+            "--logformat=text",
+            "--loglevel=debug",
+            "--qps=12",
+            "--burst=24",
+            "--leader-elect=false",
+            "--leader-election-lease-duration=15s",
+            "--leader-election-renew-deadline=10s",
+            "--leader-election-retry-period=1s",
+            "--instance-id=blue",
+            "--namespace=sluice",
+        ]
+    );
+    assert_sluice_accepts(&args);
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    let deployment = find("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/sluice-rollouts/sluice:dev");
+    assert_eq!(container["ports"][1]["containerPort"], 9100);
+    assert_eq!(find("Service")["spec"]["ports"][0]["port"], 9100);
+
+    let config_map = find("ConfigMap");
+    assert_eq!(config_map["metadata"]["name"], "sluice-plugins");
+    let data: BTreeMap<String, String> =
+        serde_json::from_value(config_map["data"].clone()).expect("string data");
+    let defaults = sluice_builtins::default_plugin_config();
+    assert_eq!(
+        data[TRAFFIC_ROUTER_PLUGINS_KEY], defaults[TRAFFIC_ROUTER_PLUGINS_KEY],
+        "untouched keys keep the built-ins' text"
+    );
+    let config = parse_plugin_config(&data, &Limits::default()).expect("a valid plugin config");
+    assert!(config.invalid.is_empty(), "{:?}", config.invalid);
+    let names: Vec<&str> = config
+        .entries
+        .iter()
+        .map(|entry| entry.spec.name.as_str())
+        .collect();
+    assert_eq!(names.len(), BUILTINS.len() + 1, "{names:?}");
+    assert!(names.contains(&"example/freeze"), "{names:?}");
+    let prometheus = config
+        .entries
+        .iter()
+        .find(|entry| entry.spec.name == "prometheus")
+        .expect("prometheus");
+    let origins: Vec<String> = prometheus
+        .spec
+        .grants
+        .http
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        origins,
+        ["http://prometheus.monitoring:9090"],
+        "the entry replaced the built-in's grants"
+    );
+    assert!(prometheus.spec.grants.http_from_config.is_empty());
+}
+
+/// Whether the API server lets `user` do `verb` on `resource` (of `group`) in `namespace`.
+async fn allowed_to(
+    client: &Client,
+    user: &str,
+    namespace: &str,
+    (group, resource, verb): &(String, String, String),
+) -> bool {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"user": user, "resourceAttributes": {
+            "namespace": namespace, "group": group, "resource": resource,
+            "subresource": subresource, "verb": verb}}
+    }))
+    .expect("a review");
+    let review = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a SubjectAccessReview");
+    review.status.expect("a review status").allowed
+}
+
+/// The chart's objects pass a server-side dry run (both value sets), and `helm install`s into the
+/// local cluster: with `namespaced=true` its ServiceAccount may do everything the ClusterRole
+/// allows in its own namespace (where it also holds the Lease and reads ConfigMaps), nothing in
+/// another namespace, and read ClusterAnalysisTemplates; `helm uninstall` removes it again.
+#[tokio::test]
+async fn the_api_server_accepts_the_helm_chart() {
+    let cluster = LocalCluster::shared();
+    let admin = cluster.client().expect("client");
+    create_sluice_namespace(&admin).await;
+    for values in [&[][..], &["namespaced=true"][..]] {
+        let objects = helm_template(values);
+        assert!(objects.len() >= 13, "{values:?}: {} objects", objects.len());
+        apply_all(&admin, &objects, true).await;
+    }
+
+    let kubeconfig = cluster.kubeconfig_path().to_str().expect("a UTF-8 path");
+    let (release, namespace) = ("sluice-helm", "sluice-helm");
+    let mut install = vec![
+        "install",
+        release,
+        CHART,
+        "--kubeconfig",
+        kubeconfig,
+        "--namespace",
+        namespace,
+        "--create-namespace",
+    ];
+    install.extend(helm_sets(&["namespaced=true", "instanceId=helm"]));
+    let output = helm(&install);
+    assert!(output.contains("STATUS: deployed"), "{output}");
+    assert!(
+        output.contains("watches Rollouts in sluice-helm only"),
+        "{output}"
+    );
+    let listed = helm(&["list", "--kubeconfig", kubeconfig, "-n", namespace, "-q"]);
+    assert_eq!(listed.trim(), release);
+
+    let user = format!("system:serviceaccount:{namespace}:{release}-controller");
+    let rules = cluster_role_rules();
+    for rule in &rules {
+        assert!(
+            allowed_to(&admin, &user, namespace, rule).await,
+            "{user} may not {rule:?} in {namespace}"
+        );
+        let cluster_scoped = rule.1 == "clusteranalysistemplates";
+        assert_eq!(
+            allowed_to(&admin, &user, "default", rule).await,
+            cluster_scoped,
+            "{user} {rule:?} outside {namespace}"
+        );
+    }
+    for rule in [
+        ("", "configmaps", "watch"),
+        ("coordination.k8s.io", "leases", "update"),
+    ] {
+        let rule = (rule.0.to_owned(), rule.1.to_owned(), rule.2.to_owned());
+        assert!(
+            allowed_to(&admin, &user, namespace, &rule).await,
+            "{rule:?}"
+        );
+    }
+    let deployment =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), namespace)
+            .get(&format!("{release}-controller"))
+            .await
+            .expect("the installed Deployment");
+    let args = deployment
+        .spec
+        .and_then(|spec| spec.template.spec)
+        .map(|pod| pod.containers[0].args.clone().unwrap_or_default())
+        .unwrap_or_default();
+    assert!(args.iter().any(|a| a == "--namespaced"), "{args:?}");
+    assert!(args.iter().any(|a| a == "--instance-id=helm"), "{args:?}");
+
+    helm(&[
+        "uninstall",
+        release,
+        "--kubeconfig",
+        kubeconfig,
+        "-n",
+        namespace,
+    ]);
+    let rule = (
+        "argoproj.io".to_owned(),
+        "rollouts".to_owned(),
+        "list".to_owned(),
+    );
+    assert!(
+        !allowed_to(&admin, &user, namespace, &rule).await,
+        "the uninstalled release's Role is gone"
+    );
 }
