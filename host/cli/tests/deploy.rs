@@ -155,13 +155,17 @@ fn the_crd_kustomization_lists_every_crd() {
         .iter()
         .map(|r| r.as_str().expect("a file name").to_owned())
         .collect();
-    let files: BTreeSet<String> = std::fs::read_dir(root().join("crds"))
+    assert_eq!(listed, crd_files());
+}
+
+/// The file names of the CRDs in `crds/`.
+fn crd_files() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("crds"))
         .expect("crds/")
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".yaml"))
-        .collect();
-    assert_eq!(listed, files);
+        .collect()
 }
 
 #[test]
@@ -650,7 +654,12 @@ fn helm_sets<'a>(values: &[&'a str]) -> Vec<&'a str> {
 /// The objects of `helm template sluice deploy/helm/sluice -n sluice --include-crds` with `values`
 /// set.
 fn helm_template(values: &[&str]) -> Vec<Value> {
-    let mut args = vec!["template", "sluice", CHART, "--namespace", "sluice"];
+    helm_template_chart(CHART, values)
+}
+
+/// [`helm_template`] of a chart directory or archive.
+fn helm_template_chart(chart: &str, values: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "sluice", chart, "--namespace", "sluice"];
     args.push("--include-crds");
     args.extend(helm_sets(values));
     serde_yaml::Deserializer::from_str(&helm(&args))
@@ -746,6 +755,35 @@ fn the_helm_chart_lints() {
             "{output}"
         );
     }
+}
+
+/// `helm package` stores the linked CRDs and files: the archive renders what the directory does,
+/// the CRDs included, and holds no kustomization.
+#[test]
+fn the_packaged_helm_chart_renders_as_the_directory() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let destination = dir.path().to_str().expect("a UTF-8 path");
+    let output = helm(&["package", CHART, "--destination", destination]);
+    let archive = dir.path().join("sluice-0.1.0.tgz");
+    assert!(archive.is_file(), "{output}");
+    let archive = archive.to_str().expect("a UTF-8 path");
+    for values in [&[][..], &["namespaced=true"][..]] {
+        let packaged = helm_template_chart(archive, values);
+        assert_eq!(packaged, helm_template(values), "{values:?}");
+        let crds = packaged
+            .iter()
+            .filter(|object| object["kind"] == "CustomResourceDefinition")
+            .count();
+        assert_eq!(crds, crd_files().len());
+    }
+    let listing = Command::new("tar")
+        .args(["-tzf", archive])
+        .output()
+        .expect("running tar");
+    assert!(listing.status.success());
+    let files = String::from_utf8_lossy(&listing.stdout);
+    assert!(files.contains("sluice/files/clusterrole.yaml"), "{files}");
+    assert!(!files.contains("Kustomization"), "{files}");
 }
 
 /// With default values the chart renders, as release `sluice` in the namespace `sluice`, exactly
