@@ -965,7 +965,8 @@ async fn allowed_to(
 /// The chart's objects pass a server-side dry run (both value sets), and `helm install`s into the
 /// local cluster: with `namespaced=true` its ServiceAccount may do everything the ClusterRole
 /// allows in its own namespace (where it also holds the Lease and reads ConfigMaps), nothing in
-/// another namespace, and read ClusterAnalysisTemplates; `helm uninstall` removes it again.
+/// another namespace, and read ClusterAnalysisTemplates; `helm upgrade` changes the controller's
+/// arguments and `helm uninstall` removes the release again.
 #[tokio::test]
 async fn the_api_server_accepts_the_helm_chart() {
     let cluster = LocalCluster::shared();
@@ -1023,18 +1024,40 @@ async fn the_api_server_accepts_the_helm_chart() {
             "{rule:?}"
         );
     }
-    let deployment =
-        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), namespace)
+    let deployments =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), namespace);
+    let installed_args = || async {
+        let deployment = deployments
             .get(&format!("{release}-controller"))
             .await
             .expect("the installed Deployment");
-    let args = deployment
-        .spec
-        .and_then(|spec| spec.template.spec)
-        .map(|pod| pod.containers[0].args.clone().unwrap_or_default())
-        .unwrap_or_default();
+        deployment
+            .spec
+            .and_then(|spec| spec.template.spec)
+            .and_then(|pod| pod.containers[0].args.clone())
+            .expect("container args")
+    };
+    let args = installed_args().await;
     assert!(args.iter().any(|a| a == "--namespaced"), "{args:?}");
     assert!(args.iter().any(|a| a == "--instance-id=helm"), "{args:?}");
+    assert!(args.iter().any(|a| a == "--loglevel=info"), "{args:?}");
+
+    let mut upgrade = vec![
+        "upgrade",
+        release,
+        CHART,
+        "--kubeconfig",
+        kubeconfig,
+        "--namespace",
+        namespace,
+        "--reuse-values",
+    ];
+    upgrade.extend(helm_sets(&["logLevel=debug"]));
+    let output = helm(&upgrade);
+    assert!(output.contains("REVISION: 2"), "{output}");
+    let args = installed_args().await;
+    assert!(args.iter().any(|a| a == "--loglevel=debug"), "{args:?}");
+    assert!(args.iter().any(|a| a == "--namespaced"), "{args:?}");
 
     helm(&[
         "uninstall",
