@@ -13,6 +13,16 @@ pub const ROLLOUT_TYPE: &str = "rollout-type";
 pub const STEP_INDEX: &str = "step-index";
 /// Label selecting the controller instance (`--instance-id`) that owns an object.
 pub const INSTANCE_ID: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+
+/// The [`INSTANCE_ID`] label of a parent's `labels`, to put on the AnalysisRuns and Experiments
+/// created for it, so that they are reconciled by the same controller instance.
+pub fn instance_id_label(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> Option<(String, String)> {
+    labels?
+        .get(INSTANCE_ID)
+        .map(|id| (INSTANCE_ID.to_owned(), id.clone()))
+}
 /// Annotation on ReplicaSets: when a scaled-down-later ReplicaSet may be scaled down.
 pub const SCALE_DOWN_DEADLINE: &str = "scale-down-deadline";
 /// Annotation on ReplicaSets: the ephemeral metadata last applied to their pods.

@@ -240,7 +240,8 @@ impl SluiceController {
             scope.reflect::<ReplicaSet>(Some(labels::POD_TEMPLATE_HASH.to_string()));
         let (services, service_events) = scope.reflect::<Service>(None);
         let (analysis_runs, analysis_run_events) = scope.reflect::<AnalysisRun>(None);
-        let (own_runs, own_run_events) = scope.reflect::<AnalysisRun>(None);
+        let (own_runs, own_run_events) =
+            scope.reflect::<AnalysisRun>(Some(scope.instance_selector.clone()));
         let (experiments, experiment_events) = scope.reflect::<Experiment>(None);
         let (analysis_templates, template_events) = scope.reflect::<AnalysisTemplate>(None);
         let (cluster_analysis_templates, cluster_template_events) = {

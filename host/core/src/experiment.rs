@@ -681,7 +681,10 @@ impl Planner<'_, '_> {
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
         let run_spec = experiment_run_spec(analysis, &args, spec, self.observed.templates)?;
-        let metadata = spec.analysis_run_metadata.clone().unwrap_or_default();
+        let mut metadata = spec.analysis_run_metadata.clone().unwrap_or_default();
+        metadata.labels.extend(labels::instance_id_label(
+            self.experiment.metadata.labels.as_ref(),
+        ));
         Ok(AnalysisRun {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -898,10 +901,15 @@ pub fn experiment_for_step(
         metadata: ObjectMeta {
             name: Some(request.name.clone()),
             namespace: rollout.metadata.namespace.clone(),
-            labels: Some(BTreeMap::from([(
-                labels::POD_TEMPLATE_HASH.to_string(),
-                request.pod_template_hash.clone(),
-            )])),
+            labels: Some(
+                [(
+                    labels::POD_TEMPLATE_HASH.to_string(),
+                    request.pod_template_hash.clone(),
+                )]
+                .into_iter()
+                .chain(labels::instance_id_label(rollout.metadata.labels.as_ref()))
+                .collect(),
+            ),
             annotations: Some(BTreeMap::from([(
                 labels::RUN_REVISION.to_string(),
                 request.revision.to_string(),

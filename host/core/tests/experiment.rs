@@ -1163,3 +1163,41 @@ fn a_stable_template_without_a_stable_replica_set_is_an_error() {
         "experiment template baseline: the stable ReplicaSet is not known"
     );
 }
+
+/// An Experiment created for a Rollout of a controller instance (`--instance-id`) carries the
+/// instance label, and so do the AnalysisRuns the Experiment creates, so the same instance
+/// reconciles all of them.
+#[test]
+fn the_instance_label_is_inherited_by_experiments_and_their_runs() {
+    let mut rollout = step_rollout();
+    rollout.metadata.labels = Some([(labels::INSTANCE_ID.to_string(), "blue".to_string())].into());
+    let request = step_request(json!({
+        "templates": [{"name": "canary", "specRef": "canary"}],
+    }));
+    let created =
+        sluice_core::experiment::experiment_for_step(&request, &rollout, None).expect("experiment");
+    let instance = |labels: Option<&std::collections::BTreeMap<String, String>>| {
+        labels
+            .and_then(|labels| labels.get(labels::INSTANCE_ID))
+            .cloned()
+    };
+    assert_eq!(
+        instance(created.metadata.labels.as_ref()),
+        Some("blue".into())
+    );
+
+    let case = Case {
+        spec: json!({"analyses": one_analysis(false), "duration": "1m"}),
+        replica_sets: both_available(),
+        now: 10,
+        ..Case::default()
+    };
+    let mut labelled = experiment(case.spec.clone(), case.status.clone());
+    labelled.metadata.labels = Some([(labels::INSTANCE_ID.to_string(), "blue".to_string())].into());
+    let templates = [template("check")];
+    let plan = plan_experiment(&labelled, &observed_of(&case, &templates), at(case.now));
+    let Some(ExperimentAction::CreateAnalysisRun(run)) = plan.actions.first() else {
+        panic!("expected an AnalysisRun, got {:?}", plan.actions);
+    };
+    assert_eq!(instance(run.metadata.labels.as_ref()), Some("blue".into()));
+}

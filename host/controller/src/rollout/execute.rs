@@ -395,6 +395,9 @@ impl Writer<'_> {
             labels::POD_TEMPLATE_HASH.into(),
             request.pod_template_hash.clone(),
         );
+        run_labels.extend(labels::instance_id_label(
+            self.rollout.metadata.labels.as_ref(),
+        ));
         let mut annotations = metadata.annotations;
         annotations.insert(labels::RUN_REVISION.into(), request.revision.to_string());
         let run = AnalysisRun {
