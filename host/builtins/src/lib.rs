@@ -5,7 +5,8 @@
 //! [`DEFAULT_STEP_PLUGINS`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 /// Which plugin interface a built-in implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,11 +84,12 @@ pub const BUILTINS: [Builtin; 7] = [
     },
 ];
 
-/// The components by `builtin:` name, as the plugin registry takes them.
-pub fn components() -> BTreeMap<String, Arc<[u8]>> {
+/// The components by `builtin:` name, as the plugin registry takes them (the embedded bytes,
+/// not copies).
+pub fn components() -> BTreeMap<String, Bytes> {
     BUILTINS
         .iter()
-        .map(|builtin| (builtin.name.to_string(), Arc::from(builtin.wasm)))
+        .map(|builtin| (builtin.name.to_string(), Bytes::from_static(builtin.wasm)))
         .collect()
 }
 

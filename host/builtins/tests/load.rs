@@ -1,10 +1,11 @@
-//! Every built-in loads through the production registry from the default plugin ConfigMap:
-//! the right world, the declared `plugin-type`, and valid grants.
+//! Every built-in loads through the production registry from the default plugin ConfigMap, on
+//! its first use: the right world, the declared `plugin-type`, and valid grants.
 
 use std::sync::Arc;
 
 use sluice_builtins::{
-    BUILTINS, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_STEP_PLUGINS, DEFAULT_TRAFFIC_ROUTER_PLUGINS,
+    BUILTINS, BuiltinKind, DEFAULT_METRIC_PROVIDER_PLUGINS, DEFAULT_STEP_PLUGINS,
+    DEFAULT_TRAFFIC_ROUTER_PLUGINS,
 };
 use sluice_runtime::{
     FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry,
@@ -49,7 +50,7 @@ async fn default_config_loads_every_builtin() {
         sluice_builtins::components(),
         FetchOptions::default(),
     );
-    let statuses = registry.apply(&config).await;
+    let configured_statuses = registry.apply(&config).await;
     let expected = [
         ("argoproj-labs/gatewayAPI", "gatewayapi"),
         ("nginx", "nginx"),
@@ -59,7 +60,34 @@ async fn default_config_loads_every_builtin() {
         ("job", "job"),
         ("sluice/approval", "approval"),
     ];
-    assert_eq!(statuses.len(), expected.len(), "{statuses:?}");
+    assert_eq!(
+        configured_statuses.len(),
+        expected.len(),
+        "{configured_statuses:?}"
+    );
+    // Configuring compiles nothing: each built-in loads on its first use.
+    for (configured, _) in expected {
+        assert_eq!(
+            configured_statuses[configured],
+            PluginStatus::Configured,
+            "{configured}"
+        );
+        assert_eq!(registry.metrics().compilations(configured), 0);
+    }
+    for (configured, builtin) in expected {
+        let builtin = BUILTINS
+            .iter()
+            .find(|candidate| candidate.name == builtin)
+            .expect("listed built-in");
+        let loaded = match builtin.kind {
+            BuiltinKind::TrafficRouter => registry.traffic_router(configured).await.map(drop),
+            BuiltinKind::MetricProvider => registry.metric_provider(configured).await.map(drop),
+            BuiltinKind::Step => registry.step_plugin(configured).await.map(drop),
+        };
+        loaded.unwrap_or_else(|error| panic!("{configured}: {error}"));
+        assert_eq!(registry.metrics().compilations(configured), 1);
+    }
+    let statuses = registry.status();
     for (configured, builtin) in expected {
         let builtin = BUILTINS
             .iter()

@@ -39,7 +39,7 @@ async fn insecure_skips_certificate_verification_and_only_when_asked() {
         FetchOptions::default(),
     );
     registry.apply(&config).await;
-    let web = registry.metric_provider("web").expect("web provider");
+    let web = registry.metric_provider("web").await.expect("web provider");
     let measure = |insecure: bool| {
         let web = web.clone();
         let config = serde_json::json!({

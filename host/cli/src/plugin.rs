@@ -107,11 +107,18 @@ fn render_list(config: &PluginConfig) -> String {
         let spec = &entry.spec;
         let digest = known_digest(entry).unwrap_or_else(|| "-".to_string());
         out.push_str(&format!(
-            "{}\n  kind:     {}\n  location: {}\n  type:     {}\n  sha256:   {digest}\n",
+            "{}\n  kind:     {}\n  location: {}\n  type:     {}\n  sha256:   {digest}\n  loads:    {}\n",
             spec.name,
             spec.kind.label(),
             entry.location,
             spec.expected_type.as_deref().unwrap_or("-"),
+            if entry.disabled {
+                "never (disabled)"
+            } else if entry.loads_on_first_use() {
+                "on first use"
+            } else {
+                "when the configuration is applied"
+            },
         ));
         let grants: Vec<String> = spec
             .grants
@@ -252,5 +259,6 @@ mod tests {
             "prometheus\n  kind:     metric-provider\n  location: builtin:prometheus\n  type:     Prometheus\n"
         ));
         assert!(listing.contains("http to the origin of the metric's `address`"));
+        assert!(listing.contains("  loads:    on first use\n"), "{listing}");
     }
 }

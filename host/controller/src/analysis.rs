@@ -260,7 +260,7 @@ async fn take_measurement(
             format!("metric provider {kinds} is not supported: use a metric-provider plugin"),
         );
     };
-    let provider = match ctx.plugins.metric_provider(&plugin_name) {
+    let provider = match ctx.plugins.metric_provider(&plugin_name).await {
         Ok(provider) => provider.with_secrets(secrets.to_vec()),
         Err(error) => return failure(task, error.to_string()),
     };
@@ -326,7 +326,7 @@ async fn garbage_collect(run: &AnalysisRun, metric_index: usize, limit: usize, c
     let Some((plugin_name, config)) = provider_of(&metric.provider) else {
         return;
     };
-    let Ok(provider) = ctx.plugins.metric_provider(&plugin_name) else {
+    let Ok(provider) = ctx.plugins.metric_provider(&plugin_name).await else {
         return;
     };
     let analysis_context = AnalysisContext {

@@ -44,6 +44,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -78,8 +79,8 @@ pub struct ControllerOptions {
     pub instance_id: Option<String>,
     /// The plugin ConfigMap, watched for changes; `None` runs without plugins.
     pub plugin_config: Option<PluginConfigMap>,
-    /// Embedded plugin components by `builtin:NAME` name.
-    pub builtins: BTreeMap<String, Arc<[u8]>>,
+    /// Embedded plugin components by `builtin:NAME` name; each is compiled on its first use.
+    pub builtins: BTreeMap<String, Bytes>,
     /// The plugins configured without any ConfigMap, in the ConfigMap's format (keys
     /// `trafficRouterPlugins` and `metricProviderPlugins`): usually the built-ins with their
     /// grants. The ConfigMap's entries are laid over them by name.

@@ -118,6 +118,9 @@ pub(crate) async fn apply(
             } => {
                 tracing::error!(plugin = %name, %reason, ?serving_previous, "plugin failed to load");
             }
+            PluginStatus::Configured => {
+                tracing::info!(plugin = %name, "plugin configured; it loads on its first use");
+            }
             PluginStatus::Disabled => tracing::info!(plugin = %name, "plugin disabled"),
         }
     }

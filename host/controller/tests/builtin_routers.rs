@@ -717,7 +717,8 @@ async fn wait_degraded_with(
         .unwrap_or_default())
 }
 
-/// A router plugin that traps, one that outlives its call timeout and one that is not
+/// A router plugin that traps, one that outlives its call timeout, a built-in that fails to load
+/// on its first use (a metric provider configured as a router) and one that is not
 /// configured: each of their Rollouts is Degraded with a message naming the plugin and what went wrong, while a third Rollout in the
 /// same namespace goes through a whole update to Healthy; the failing ones stay Degraded until
 /// their plugin is replaced by a working one in the plugin ConfigMap.
@@ -732,11 +733,11 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
     let trap = fixture_plugin("sluice-fixture-trap").await?;
     let slow = fixture_plugin("sluice-fixture-slow-host").await?;
     let routers = format!(
-        "- name: sluice/trap\n  location: file://{}\n- name: sluice/slow\n  location: file://{}\n  limits: {{timeout: 1s}}\n",
+        "- name: sluice/trap\n  location: file://{}\n- name: sluice/slow\n  location: file://{}\n  limits: {{timeout: 1s}}\n- name: sluice/misbuilt\n  location: builtin:prometheus\n",
         trap.display(),
         slow.display()
     );
-    for name in ["trapped", "slow", "unconfigured"] {
+    for name in ["trapped", "slow", "misbuilt", "unconfigured"] {
         create_service(&client, &namespace, &format!("{name}-canary"), name).await?;
         create_service(&client, &namespace, &format!("{name}-stable"), name).await?;
     }
@@ -760,6 +761,12 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         &client,
         &namespace,
         &rollout("slow", 2, routed_by("slow", "sluice/slow")),
+    )
+    .await?;
+    create_rollout(
+        &client,
+        &namespace,
+        &rollout("misbuilt", 2, routed_by("misbuilt", "sluice/misbuilt")),
     )
     .await?;
     create_rollout(
@@ -801,6 +808,17 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         ],
     )
     .await?;
+    let misbuilt = wait_degraded_with(
+        &client,
+        &namespace,
+        "misbuilt",
+        &[
+            "ReconciliationError",
+            "sluice/misbuilt",
+            "does not implement world sluice:plugin/traffic-router-plugin",
+        ],
+    )
+    .await?;
     let unconfigured = wait_degraded_with(
         &client,
         &namespace,
@@ -808,7 +826,9 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
         &["ReconciliationError", "sluice/missing", "is not available"],
     )
     .await?;
-    println!("trapped: {trapped}\nslow: {slow}\nunconfigured: {unconfigured}");
+    println!(
+        "trapped: {trapped}\nslow: {slow}\nmisbuilt: {misbuilt}\nunconfigured: {unconfigured}"
+    );
 
     wait_healthy(&client, &namespace, "steady").await?;
     set_image(&client, &namespace, "steady", "example/app:2").await?;
@@ -819,6 +839,7 @@ async fn failing_router_plugins_degrade_only_their_rollouts() -> anyhow::Result<
     for (name, plugin) in [
         ("trapped", "sluice/trap"),
         ("slow", "sluice/slow"),
+        ("misbuilt", "sluice/misbuilt"),
         ("unconfigured", "sluice/missing"),
     ] {
         let status = get_rollout(&client, &namespace, name)

@@ -75,6 +75,15 @@ pub struct PluginEntry {
     pub disabled: bool,
 }
 
+impl PluginEntry {
+    /// Whether the registry loads this plugin on its first use rather than when the
+    /// configuration is applied: built-ins do (their bytes are embedded, and each compiled
+    /// component costs memory); plugins from files and URLs are fetched and checked at once.
+    pub fn loads_on_first_use(&self) -> bool {
+        matches!(self.location, PluginLocation::Builtin(_))
+    }
+}
+
 /// An entry that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidEntry {

@@ -67,6 +67,8 @@ impl std::fmt::Debug for PluginEngine {
 
 pub(crate) struct EngineInner {
     pub(crate) engine: Engine,
+    /// Jobs of the compile thread, which ends when this sender is dropped with the engine.
+    compiler: std::sync::mpsc::Sender<CompileJob>,
     router_linker: Linker<HostState>,
     http_linker: Linker<HostState>,
     pub(crate) permits: tokio::sync::Semaphore,
@@ -87,7 +89,9 @@ fn config(options: &EngineOptions, allocator: InstanceAllocator) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(512 << 10)
         .memory_init_cow(true)
-        .parallel_compilation(true)
+        // Compilation runs on the one compile thread: Cranelift's worker threads would each
+        // leave a malloc arena of freed compiler memory behind for the life of the process.
+        .parallel_compilation(false)
         // Plugins use the synchronous-style WASI 0.2 interfaces; the component-model-async
         // machinery would only add per-Store setup to every call.
         .concurrency_support(false);
@@ -169,10 +173,12 @@ impl PluginEngine {
         let (router_linker, http_linker) =
             linkers(&engine).map_err(|e| EngineError(e.to_string()))?;
         spawn_ticker(&engine, options.epoch_tick)?;
+        let compiler = spawn_compiler()?;
         let permits = tokio::sync::Semaphore::new(options.max_concurrent_calls as usize);
         Ok(Self {
             inner: Arc::new(EngineInner {
                 engine,
+                compiler,
                 router_linker,
                 http_linker,
                 permits,
@@ -192,14 +198,28 @@ impl PluginEngine {
         &self.inner.options
     }
 
-    /// Compiles component bytes off the async runtime.
-    pub(crate) async fn compile(&self, bytes: Arc<[u8]>) -> Result<Component, LoadError> {
+    /// Compiles component bytes on the engine's compile thread, off the async runtime. Compiles
+    /// run one at a time, so the compiler's scratch memory is reused rather than spread over
+    /// threads.
+    pub(crate) async fn compile(
+        &self,
+        bytes: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<Component, LoadError> {
         let engine = self.inner.engine.clone();
-        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: CompileJob = Box::new(move || {
+            done.send(Component::new(&engine, bytes.as_ref())).ok();
+        });
+        let lost = |reason: &str| LoadError::Compile {
+            reason: reason.to_owned(),
+        };
+        self.inner
+            .compiler
+            .send(job)
+            .map_err(|_| lost("the compile thread has stopped"))?;
+        result
             .await
-            .map_err(|e| LoadError::Compile {
-                reason: e.to_string(),
-            })?
+            .map_err(|_| lost("the compile thread stopped while compiling"))?
             .map_err(|e| LoadError::Compile {
                 reason: format!("{e:#}"),
             })
@@ -253,6 +273,23 @@ impl PluginEngine {
                 reason: format!("{e:#}"),
             })
     }
+}
+
+/// One compilation, run on the compile thread.
+type CompileJob = Box<dyn FnOnce() + Send>;
+
+/// Starts the compile thread; it runs jobs in order and ends when the sender is dropped.
+fn spawn_compiler() -> Result<std::sync::mpsc::Sender<CompileJob>, EngineError> {
+    let (jobs, received) = std::sync::mpsc::channel::<CompileJob>();
+    std::thread::Builder::new()
+        .name("sluice-compile".into())
+        .spawn(move || {
+            for job in received {
+                job();
+            }
+        })
+        .map(|_| jobs)
+        .map_err(|e| EngineError(format!("cannot start the compile thread: {e}")))
 }
 
 /// Starts the ticker thread. It holds only a weak reference, so it ends with the engine.

@@ -23,7 +23,7 @@
 //! let registry = PluginRegistry::new(engine, services, metrics, Default::default(), FetchOptions::default());
 //! let config = parse_plugin_config(&data, &Limits::default())?;
 //! let status = registry.apply(&config).await;          // again whenever the ConfigMap changes
-//! let router = registry.traffic_router("argoproj-labs/gatewayAPI")?;
+//! let router = registry.traffic_router("argoproj-labs/gatewayAPI").await?; // a built-in compiles now
 //! # let ctx: RolloutContext = todo_context();
 //! router.set_weight(&ctx, 30, &[]).await?;
 //! # Ok(()) }

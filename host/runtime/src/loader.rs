@@ -1,9 +1,9 @@
 //! Fetching plugin bytes from `builtin:`, `file://` and `https://` locations, with digests.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::PluginLocation;
@@ -37,13 +37,13 @@ impl Default for FetchOptions {
 
 /// Gets plugin bytes and checks their digest.
 pub(crate) struct Fetcher {
-    builtins: BTreeMap<String, Arc<[u8]>>,
+    builtins: BTreeMap<String, Bytes>,
     client: reqwest::Client,
     options: FetchOptions,
 }
 
 impl Fetcher {
-    pub(crate) fn new(builtins: BTreeMap<String, Arc<[u8]>>, options: FetchOptions) -> Self {
+    pub(crate) fn new(builtins: BTreeMap<String, Bytes>, options: FetchOptions) -> Self {
         let client = reqwest::Client::builder()
             .timeout(options.download_timeout)
             .build()
@@ -60,17 +60,9 @@ impl Fetcher {
         &self,
         location: &PluginLocation,
         sha256: Option<&str>,
-    ) -> Result<(Arc<[u8]>, String), LoadError> {
-        let bytes: Arc<[u8]> = match location {
-            PluginLocation::Builtin(name) => {
-                self.builtins
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| LoadError::UnknownBuiltin {
-                        name: name.clone(),
-                        available: self.builtins.keys().cloned().collect::<Vec<_>>().join(", "),
-                    })?
-            }
+    ) -> Result<(Bytes, String), LoadError> {
+        let bytes = match location {
+            PluginLocation::Builtin(name) => self.builtin(name)?,
             PluginLocation::File(path) => {
                 let bytes = tokio::fs::read(path).await.map_err(|e| LoadError::File {
                     path: path.display().to_string(),
@@ -99,7 +91,18 @@ impl Fetcher {
         }
     }
 
-    async fn download(&self, url: &str) -> Result<Arc<[u8]>, LoadError> {
+    /// The embedded component registered as `builtin:NAME` (shared, not copied).
+    pub(crate) fn builtin(&self, name: &str) -> Result<Bytes, LoadError> {
+        self.builtins
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LoadError::UnknownBuiltin {
+                name: name.to_owned(),
+                available: self.builtins.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    async fn download(&self, url: &str) -> Result<Bytes, LoadError> {
         let fail = |reason: String| LoadError::Download {
             url: url.to_owned(),
             reason,

@@ -49,6 +49,7 @@ pub struct PluginMetrics {
     denials: Family<DenialLabels, Counter>,
     memory_high_water: Family<PluginLabels, Gauge>,
     load_failures: Family<PluginLabels, Counter>,
+    compilations: Family<PluginLabels, Counter>,
 }
 
 impl PluginMetrics {
@@ -82,6 +83,11 @@ impl PluginMetrics {
             "Failed plugin loads",
             metrics.load_failures.clone(),
         );
+        sub.register(
+            "compilations",
+            "Components compiled for a plugin (a component already compiled for the same bytes is reused)",
+            metrics.compilations.clone(),
+        );
         metrics
     }
 
@@ -94,6 +100,7 @@ impl PluginMetrics {
             denials: Family::default(),
             memory_high_water: Family::default(),
             load_failures: Family::default(),
+            compilations: Family::default(),
         }
     }
 
@@ -144,6 +151,23 @@ impl PluginMetrics {
                 plugin: plugin.to_owned(),
             })
             .inc();
+    }
+
+    pub(crate) fn compilation(&self, plugin: &str) {
+        self.compilations
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Components compiled for `plugin` so far.
+    pub fn compilations(&self, plugin: &str) -> u64 {
+        self.compilations
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .get()
     }
 
     /// Calls made to `plugin`'s `method` so far.

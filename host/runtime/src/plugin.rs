@@ -853,7 +853,7 @@ impl std::fmt::Debug for CompiledComponent {
 }
 
 impl PluginEngine {
-    /// Compiles component bytes on a blocking thread.
+    /// Compiles component bytes on the engine's compile thread.
     pub async fn compile_component(&self, wasm: Arc<[u8]>) -> Result<CompiledComponent, LoadError> {
         let digest = crate::loader::sha256_hex(&wasm);
         Ok(CompiledComponent {

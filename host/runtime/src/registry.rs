@@ -1,12 +1,19 @@
 //! The plugin registry: loads the configured plugins, reloads on config change without a
 //! restart, and hands out plugin handles. A plugin that fails never affects the others.
+//!
+//! Built-in plugins are compiled on their first use rather than when configured: a controller
+//! whose Rollouts use one router and one provider never compiles the other built-ins (each
+//! compiled component costs megabytes of memory). Plugins from files and URLs are fetched,
+//! compiled and verified when configured, so a wrong location or digest shows at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
+use tokio::sync::OnceCell;
 use wasmtime::component::Component;
 
-use crate::config::{PluginConfig, PluginEntry};
+use crate::config::{PluginConfig, PluginEntry, PluginLocation};
 use crate::engine::PluginEngine;
 use crate::error::{CallError, LoadError};
 use crate::host::HostServices;
@@ -17,6 +24,8 @@ use crate::plugin::{MetricProvider, Plugin, PluginKind, StepPlugin, TrafficRoute
 /// The state of one configured plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginStatus {
+    /// Configured, not loaded yet: a built-in is compiled and verified on its first use.
+    Configured,
     /// Loaded and verified; calls go to this version.
     Ready {
         /// sha256 of the component.
@@ -40,6 +49,27 @@ struct Slot {
     kind: PluginKind,
     status: PluginStatus,
     plugin: Option<Plugin>,
+    /// Set while [`PluginStatus::Configured`]: the first use loads the plugin through it, and
+    /// concurrent first uses wait for that one load.
+    first_load: Option<Arc<OnceCell<()>>>,
+}
+
+impl Slot {
+    fn new(entry: Option<PluginEntry>, kind: PluginKind, status: PluginStatus) -> Self {
+        Self {
+            entry,
+            kind,
+            status,
+            plugin: None,
+            first_load: None,
+        }
+    }
+}
+
+/// What a use of a plugin finds in its slot.
+enum Found {
+    Loaded(Plugin),
+    NotLoadedYet(PluginEntry, Arc<OnceCell<()>>),
 }
 
 /// Loaded plugins by name; cheap to share behind an `Arc`.
@@ -68,7 +98,7 @@ impl PluginRegistry {
         engine: PluginEngine,
         services: HostServices,
         metrics: PluginMetrics,
-        builtins: BTreeMap<String, Arc<[u8]>>,
+        builtins: BTreeMap<String, Bytes>,
         fetch: FetchOptions,
     ) -> Self {
         Self {
@@ -85,55 +115,34 @@ impl PluginRegistry {
     /// Applies a configuration: loads new and changed plugins, drops removed ones, and swaps
     /// them in by name. In-flight calls finish on the instance they started with. A plugin
     /// that fails to load keeps serving its previous version (if any) and is reported.
+    ///
+    /// A built-in that is not loaded now is only checked to exist and left
+    /// [`PluginStatus::Configured`]: its first use loads it. A loaded built-in whose entry
+    /// changes is reloaded here, like any other plugin.
     pub async fn apply(&self, config: &PluginConfig) -> BTreeMap<String, PluginStatus> {
         let _guard = self.applying.lock().await;
         let mut loaded: Vec<(String, Slot)> = Vec::new();
         for entry in &config.entries {
             let name = entry.spec.name.clone();
-            let unchanged = self.read_slots(|slots| {
-                slots.get(&name).is_some_and(|slot| {
-                    slot.entry.as_ref() == Some(entry)
-                        && matches!(slot.status, PluginStatus::Ready { .. })
+            let (unchanged, serving) = self.read_slots(|slots| {
+                slots.get(&name).map_or((false, false), |slot| {
+                    let unchanged = slot.entry.as_ref() == Some(entry)
+                        && matches!(
+                            slot.status,
+                            PluginStatus::Ready { .. } | PluginStatus::Configured
+                        );
+                    (unchanged, slot.plugin.is_some())
                 })
-            }) && pinned(entry);
-            if unchanged {
+            });
+            if unchanged && pinned(entry) {
                 continue;
             }
-            if entry.disabled {
-                loaded.push((
-                    name,
-                    Slot {
-                        entry: Some(entry.clone()),
-                        kind: entry.spec.kind,
-                        status: PluginStatus::Disabled,
-                        plugin: None,
-                    },
-                ));
-                continue;
-            }
-            let slot = match self.load(entry).await {
-                Ok(plugin) => {
-                    tracing::info!(plugin = %name, digest = plugin.digest(), plugin_type = plugin.plugin_type(), "plugin loaded");
-                    Slot {
-                        entry: Some(entry.clone()),
-                        kind: entry.spec.kind,
-                        status: PluginStatus::Ready {
-                            digest: plugin.digest().to_owned(),
-                            plugin_type: plugin.plugin_type().to_owned(),
-                        },
-                        plugin: Some(plugin),
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(plugin = %name, location = %entry.location, %error, "plugin failed to load");
-                    self.metrics.load_failure(&name);
-                    self.failed_slot(
-                        &name,
-                        entry.spec.kind,
-                        Some(entry.clone()),
-                        error.to_string(),
-                    )
-                }
+            let slot = if entry.disabled {
+                Slot::new(Some(entry.clone()), entry.spec.kind, PluginStatus::Disabled)
+            } else if entry.loads_on_first_use() && !serving {
+                self.configured_slot(entry)
+            } else {
+                self.loaded_slot(entry).await
             };
             loaded.push((name, slot));
         }
@@ -171,25 +180,26 @@ impl PluginRegistry {
         })
     }
 
-    /// The traffic router named `name`.
-    pub fn traffic_router(&self, name: &str) -> Result<TrafficRouter, CallError> {
-        match self.plugin(name, PluginKind::TrafficRouter)? {
+    /// The traffic router named `name` (loaded now if this is its first use).
+    pub async fn traffic_router(&self, name: &str) -> Result<TrafficRouter, CallError> {
+        match self.plugin(name, PluginKind::TrafficRouter).await? {
             Plugin::TrafficRouter(router) => Ok(router),
             _ => Err(wrong_kind(name, PluginKind::TrafficRouter)),
         }
     }
 
-    /// The metric provider named `name`.
-    pub fn metric_provider(&self, name: &str) -> Result<MetricProvider, CallError> {
-        match self.plugin(name, PluginKind::MetricProvider)? {
+    /// The metric provider named `name` (loaded now if this is its first use).
+    pub async fn metric_provider(&self, name: &str) -> Result<MetricProvider, CallError> {
+        match self.plugin(name, PluginKind::MetricProvider).await? {
             Plugin::MetricProvider(provider) => Ok(provider),
             _ => Err(wrong_kind(name, PluginKind::MetricProvider)),
         }
     }
 
-    /// The step plugin named `name` ([`CallError::Disabled`] when it is disabled).
-    pub fn step_plugin(&self, name: &str) -> Result<StepPlugin, CallError> {
-        match self.plugin(name, PluginKind::Step)? {
+    /// The step plugin named `name` ([`CallError::Disabled`] when it is disabled; loaded now if
+    /// this is its first use).
+    pub async fn step_plugin(&self, name: &str) -> Result<StepPlugin, CallError> {
+        match self.plugin(name, PluginKind::Step).await? {
             Plugin::Step(step) => Ok(step),
             _ => Err(wrong_kind(name, PluginKind::Step)),
         }
@@ -200,12 +210,57 @@ impl PluginRegistry {
         &self.metrics
     }
 
-    fn plugin(&self, name: &str, kind: PluginKind) -> Result<Plugin, CallError> {
+    /// The plugin named `name`, loading it if it is configured but not loaded yet. Concurrent
+    /// first uses share one load; a load that fails leaves the plugin
+    /// [`PluginStatus::Failed`], and this use and later ones get the reason.
+    async fn plugin(&self, name: &str, kind: PluginKind) -> Result<Plugin, CallError> {
+        loop {
+            match self.find(name, kind)? {
+                Found::Loaded(plugin) => return Ok(plugin),
+                Found::NotLoadedYet(entry, first_load) => {
+                    first_load
+                        .get_or_init(|| self.load_on_first_use(&entry, &first_load))
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Loads a configured plugin and stores the result in its slot, unless a new configuration
+    /// replaced the slot meanwhile (the next look-up then finds the new one).
+    async fn load_on_first_use(&self, entry: &PluginEntry, first_load: &Arc<OnceCell<()>>) {
+        let name = &entry.spec.name;
+        tracing::info!(plugin = %name, "loading the plugin on its first use");
+        let slot = self.loaded_slot(entry).await;
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = slots.get_mut(name)
+            && current
+                .first_load
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, first_load))
+        {
+            *current = slot;
+        }
+    }
+
+    fn find(&self, name: &str, kind: PluginKind) -> Result<Found, CallError> {
         self.read_slots(|slots| match slots.get(name) {
             Some(Slot {
                 plugin: Some(plugin),
                 ..
-            }) => Ok(plugin.clone()),
+            }) => Ok(Found::Loaded(plugin.clone())),
+            Some(Slot {
+                entry: Some(entry),
+                first_load: Some(first_load),
+                kind: configured,
+                ..
+            }) => {
+                if *configured == kind {
+                    Ok(Found::NotLoadedYet(entry.clone(), first_load.clone()))
+                } else {
+                    Err(wrong_kind(name, kind))
+                }
+            }
             Some(Slot {
                 status: PluginStatus::Disabled,
                 kind: PluginKind::Step,
@@ -231,6 +286,56 @@ impl PluginRegistry {
         f(&self.slots.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The slot of a plugin left to load on its first use; a built-in that does not exist
+    /// fails now.
+    fn configured_slot(&self, entry: &PluginEntry) -> Slot {
+        if let PluginLocation::Builtin(name) = &entry.location
+            && let Err(error) = self.fetcher.builtin(name)
+        {
+            return self.load_failed(entry, &error);
+        }
+        Slot {
+            first_load: Some(Arc::default()),
+            ..Slot::new(
+                Some(entry.clone()),
+                entry.spec.kind,
+                PluginStatus::Configured,
+            )
+        }
+    }
+
+    /// Loads `entry` now: a ready slot, or a failed one (logged and counted).
+    async fn loaded_slot(&self, entry: &PluginEntry) -> Slot {
+        let name = &entry.spec.name;
+        match self.load(entry).await {
+            Ok(plugin) => {
+                tracing::info!(plugin = %name, digest = plugin.digest(), plugin_type = plugin.plugin_type(), "plugin loaded");
+                let status = PluginStatus::Ready {
+                    digest: plugin.digest().to_owned(),
+                    plugin_type: plugin.plugin_type().to_owned(),
+                };
+                Slot {
+                    plugin: Some(plugin),
+                    ..Slot::new(Some(entry.clone()), entry.spec.kind, status)
+                }
+            }
+            Err(error) => self.load_failed(entry, &error),
+        }
+    }
+
+    /// The slot of an entry that failed to load (logged and counted).
+    fn load_failed(&self, entry: &PluginEntry, error: &LoadError) -> Slot {
+        let name = &entry.spec.name;
+        tracing::error!(plugin = %name, location = %entry.location, %error, "plugin failed to load");
+        self.metrics.load_failure(name);
+        self.failed_slot(
+            name,
+            entry.spec.kind,
+            Some(entry.clone()),
+            error.to_string(),
+        )
+    }
+
     /// A failed slot that keeps the previous plugin of the same kind serving, if there is one.
     fn failed_slot(
         &self,
@@ -245,14 +350,13 @@ impl PluginRegistry {
                 .filter(|slot| slot.kind == kind)
                 .and_then(|slot| slot.plugin.clone())
         });
+        let status = PluginStatus::Failed {
+            reason,
+            serving_previous: previous.as_ref().map(|p| p.digest().to_owned()),
+        };
         Slot {
-            entry,
-            kind,
-            status: PluginStatus::Failed {
-                reason,
-                serving_previous: previous.as_ref().map(|p| p.digest().to_owned()),
-            },
             plugin: previous,
+            ..Slot::new(entry, kind, status)
         }
     }
 
@@ -267,6 +371,7 @@ impl PluginRegistry {
                 Some(component) => component.clone(),
                 None => {
                     let component = self.engine.compile(bytes).await?;
+                    self.metrics.compilation(&entry.spec.name);
                     components.insert(digest.clone(), component.clone());
                     component
                 }
@@ -301,7 +406,7 @@ impl PluginRegistry {
 /// Whether an entry always yields the same bytes (so an unchanged entry needs no reload).
 /// Files without a sha256 are re-read on every apply; unchanged bytes reuse the compiled component.
 fn pinned(entry: &PluginEntry) -> bool {
-    entry.sha256.is_some() || matches!(entry.location, crate::config::PluginLocation::Builtin(_))
+    entry.sha256.is_some() || matches!(entry.location, PluginLocation::Builtin(_))
 }
 
 fn wrong_kind(name: &str, wanted: PluginKind) -> CallError {

@@ -1,10 +1,12 @@
-//! Loader and registry: precise load errors, isolation between plugins, reload without restart.
+//! Loader and registry: precise load errors, isolation between plugins, reload without restart,
+//! built-ins loaded on their first use.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use common::fixture;
 use sluice_runtime::{
     FetchOptions, HostServices, Limits, METRIC_PROVIDER_PLUGINS_KEY, PluginMetrics, PluginRegistry,
@@ -13,7 +15,7 @@ use sluice_runtime::{
 use sluice_testkit::{CallError, InMemoryKube, ScriptedHttp, rollout_context, shared_engine};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn registry(builtins: BTreeMap<String, Arc<[u8]>>) -> PluginRegistry {
+fn registry(builtins: BTreeMap<String, Bytes>) -> PluginRegistry {
     let services = HostServices {
         kube: Arc::new(InMemoryKube::new()),
         http: Arc::new(ScriptedHttp::new()),
@@ -74,7 +76,7 @@ async fn each_bad_plugin_fails_precisely_while_the_others_serve() {
     let echo_router = std::fs::read(fixture("echo-router")).unwrap();
     let echo_digest = sha256_hex(&echo_router);
     let url = serve(echo_router.clone()).await;
-    let builtins = BTreeMap::from([("echo".to_owned(), Arc::<[u8]>::from(echo_router))]);
+    let builtins = BTreeMap::from([("echo".to_owned(), Bytes::from(echo_router))]);
     let registry = registry(builtins);
     let routers = format!(
         r#"
@@ -93,9 +95,9 @@ async fn each_bad_plugin_fails_precisely_while_the_others_serve() {
     );
     let status = registry.apply(&config(&routers, "")).await;
 
-    assert!(
-        matches!(&status["good"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo")
-    );
+    // Built-ins load on their first use; everything else is checked now.
+    assert_eq!(status["good"], PluginStatus::Configured);
+    assert_eq!(status["wrong-type"], PluginStatus::Configured);
     assert!(
         matches!(&status["downloaded"], PluginStatus::Ready { digest, .. } if *digest == echo_digest)
     );
@@ -127,24 +129,83 @@ async fn each_bad_plugin_fails_precisely_while_the_others_serve() {
         missing_import.contains("does not provide to sluice:plugin/traffic-router-plugin"),
         "{missing_import}"
     );
-    let wrong_type = failure(&status, "wrong-type");
-    assert!(
-        wrong_type.contains(r#"configured "gatewayAPI", plugin reports "echo""#),
-        "{wrong_type}"
-    );
     assert!(failure(&status, "unknown-builtin").contains("built-ins: echo"));
 
-    let router = registry.traffic_router("good").unwrap();
+    let router = registry.traffic_router("good").await.unwrap();
     router
         .set_weight(&rollout_context("shop", "web", "{}"), 20, &[])
         .await
         .unwrap();
-    let err = registry.traffic_router("bad-sha").err().unwrap();
+    assert!(
+        matches!(&registry.status()["good"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo")
+    );
+    // A built-in that fails its first load reports why, to this use, later uses and the status.
+    for _ in 0..2 {
+        let err = registry.traffic_router("wrong-type").await.err().unwrap();
+        assert!(
+            matches!(&err, CallError::Load { plugin, reason }
+                if plugin == "wrong-type" && reason.contains(r#"configured "gatewayAPI", plugin reports "echo""#)),
+            "{err}"
+        );
+    }
+    let wrong_type = failure(&registry.status(), "wrong-type");
+    assert!(
+        wrong_type.contains(r#"configured "gatewayAPI", plugin reports "echo""#),
+        "{wrong_type}"
+    );
+    assert_eq!(
+        registry.metrics().compilations("wrong-type"),
+        0,
+        "the component compiled for `good` is reused"
+    );
+
+    let err = registry.traffic_router("bad-sha").await.err().unwrap();
     assert!(
         matches!(&err, CallError::Load { reason, .. } if reason.contains("sha256 mismatch")),
         "{err}"
     );
-    assert!(registry.metric_provider("good").is_err());
+    assert!(registry.metric_provider("good").await.is_err());
+}
+
+#[tokio::test]
+async fn a_builtin_compiles_once_on_its_first_use_even_when_first_used_concurrently() {
+    let echo_router = std::fs::read(fixture("echo-router")).unwrap();
+    let builtins = BTreeMap::from([("echo".to_owned(), Bytes::from(echo_router))]);
+    let registry = registry(builtins);
+    let entry = r#"- {name: lazy, location: "builtin:echo", type: echo}"#;
+    let status = registry.apply(&config(entry, "")).await;
+    assert_eq!(status["lazy"], PluginStatus::Configured);
+    assert_eq!(registry.metrics().compilations("lazy"), 0);
+    // Asking for the wrong kind neither loads it nor marks it failed.
+    assert!(registry.metric_provider("lazy").await.is_err());
+    assert_eq!(registry.status()["lazy"], PluginStatus::Configured);
+
+    let uses = (0..8).map(|_| registry.traffic_router("lazy"));
+    let routers = futures::future::join_all(uses).await;
+    for router in routers {
+        assert_eq!(router.unwrap().plugin_type().await.unwrap(), "echo");
+    }
+    assert_eq!(registry.metrics().compilations("lazy"), 1);
+    assert!(
+        matches!(&registry.status()["lazy"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo")
+    );
+
+    // Re-applying the same entry keeps the loaded plugin; a changed entry of a loaded built-in
+    // is reloaded at once (from the compiled component), and a removed one is gone.
+    registry.apply(&config(entry, "")).await;
+    assert!(matches!(
+        &registry.status()["lazy"],
+        PluginStatus::Ready { .. }
+    ));
+    let changed = r#"- {name: lazy, location: "builtin:echo", type: echo, args: [changed]}"#;
+    let status = registry.apply(&config(changed, "")).await;
+    assert!(
+        matches!(&status["lazy"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo"),
+        "{status:?}"
+    );
+    assert_eq!(registry.metrics().compilations("lazy"), 1);
+    registry.apply(&config("", "")).await;
+    assert!(registry.traffic_router("lazy").await.is_err());
 }
 
 #[tokio::test]
@@ -158,7 +219,7 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
     assert!(
         matches!(&status["swap"], PluginStatus::Ready { plugin_type, .. } if plugin_type == "echo")
     );
-    let old = registry.traffic_router("swap").unwrap();
+    let old = registry.traffic_router("swap").await.unwrap();
 
     // The file now holds a different router; applying the same config reloads it.
     std::fs::copy(fixture("trap"), &path).unwrap();
@@ -169,6 +230,7 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
     assert_eq!(
         registry
             .traffic_router("swap")
+            .await
             .unwrap()
             .plugin_type()
             .await
@@ -197,6 +259,7 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
     assert_eq!(
         registry
             .traffic_router("swap")
+            .await
             .unwrap()
             .plugin_type()
             .await
@@ -206,7 +269,7 @@ async fn a_config_change_swaps_a_plugin_without_restart() {
 
     // Removing the entry removes the plugin.
     registry.apply(&config("", "")).await;
-    assert!(registry.traffic_router("swap").is_err());
+    assert!(registry.traffic_router("swap").await.is_err());
 }
 
 /// A disabled step plugin is not loaded (its location is never read) and is reported as
@@ -222,12 +285,12 @@ async fn a_disabled_step_plugin_is_not_loaded() {
         .apply(&parse_plugin_config(&data, &Limits::default()).unwrap())
         .await;
     assert_eq!(status["acme/freeze"], PluginStatus::Disabled);
-    match registry.step_plugin("acme/freeze") {
+    match registry.step_plugin("acme/freeze").await {
         Err(CallError::Disabled { plugin }) => assert_eq!(plugin, "acme/freeze"),
         Err(other) => panic!("expected Disabled, got {other}"),
         Ok(_) => panic!("a disabled plugin was handed out"),
     }
-    match registry.traffic_router("acme/freeze") {
+    match registry.traffic_router("acme/freeze").await {
         Err(CallError::Load { reason, .. }) => {
             assert!(reason.contains("traffic-router"), "{reason}")
         }

@@ -115,7 +115,10 @@ pub(crate) async fn call_routers(
             router: router.plugin.clone(),
             source,
         };
-        let plugin = registry.traffic_router(&router.plugin).map_err(failed)?;
+        let plugin = registry
+            .traffic_router(&router.plugin)
+            .await
+            .map_err(failed)?;
         match call {
             RouterCall::UpdateHash {
                 canary_hash,

@@ -47,7 +47,7 @@ async fn outcome(
     call: &StepPluginCall,
     ctx: &Context,
 ) -> StepPluginOutcome {
-    let plugin = match ctx.plugins.step_plugin(&call.name) {
+    let plugin = match ctx.plugins.step_plugin(&call.name).await {
         Ok(plugin) => plugin,
         Err(CallError::Disabled { .. }) => return StepPluginOutcome::Disabled,
         Err(error) => return StepPluginOutcome::CallFailed(error.to_string()),
