@@ -7,8 +7,10 @@
 //!    (`SLUICE_BENCH_ABORTS` canaries, default 20).
 //! 2. **Steady state**: every HTTP request the controller's client makes during 60 s with 100
 //!    Healthy Rollouts (`SLUICE_BENCH_STEADY` Rollouts, `SLUICE_BENCH_STEADY_SECONDS`).
-//! 3. **Memory**: the `sluice controller` process's RSS idle and with 1,000 Healthy Rollouts
-//!    (`SLUICE_BENCH_ROLLOUTS`).
+//! 3. **Memory**: the `sluice controller` process's RSS idle (ready: connected, caches synced, the
+//!    default plugin configuration, no Rollouts, so no plugin compiled yet), after one canary
+//!    through the Gateway API router with a Prometheus analysis (those two built-ins compiled on
+//!    their first use), and with 1,000 more Healthy Rollouts (`SLUICE_BENCH_ROLLOUTS`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +30,7 @@ use sluice_api::analysis::{AnalysisRun, AnalysisTemplate};
 use sluice_api::rollout::Rollout;
 use sluice_controller::{ControllerOptions, SluiceController};
 use sluice_localcluster::{LocalCluster, LocalPrometheus, TestNamespace};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -142,14 +145,15 @@ impl InProcess {
     }
 }
 
-/// Failed AnalysisRun → route back to stable, `count` times.
-async fn abort_latency(cluster: &LocalCluster, count: usize) -> anyhow::Result<Vec<Duration>> {
-    cluster
-        .install_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/crds"))
-        .await?;
-    let prometheus = LocalPrometheus::start(&[]).await?;
-    let ns = cluster.namespace("bench-abort").await?;
-    let client = ns.client();
+/// In `ns`: the Services `web-stable` and `web-canary`, the HTTPRoute `web` sending all traffic
+/// to stable, and the AnalysisTemplate `template`, one Prometheus metric (`vector(0)`) that
+/// succeeds when `success_condition` holds.
+async fn routed_web(
+    ns: &TestNamespace,
+    prometheus: &LocalPrometheus,
+    template: &str,
+    success_condition: &str,
+) -> anyhow::Result<()> {
     for service in ["web-stable", "web-canary"] {
         let object: Service = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
@@ -164,17 +168,52 @@ async fn abort_latency(cluster: &LocalCluster, count: usize) -> anyhow::Result<V
         "spec": {"rules": [{"backendRefs": [
             {"name": "web-stable", "port": 80, "weight": 100},
             {"name": "web-canary", "port": 80, "weight": 0}]}]}}))?;
-    http_route_api(&ns)
+    http_route_api(ns)
         .create(&Default::default(), &route)
         .await?;
     let template: AnalysisTemplate = serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "always-failing"},
-        "spec": {"metrics": [{"name": "errors", "successCondition": "result[0] == 1",
+        "metadata": {"name": template},
+        "spec": {"metrics": [{"name": "errors", "successCondition": success_condition,
             "provider": {"prometheus": {"address": prometheus.url(), "query": "vector(0)"}}}]}}))?;
     ns.api::<AnalysisTemplate>()
         .create(&Default::default(), &template)
         .await?;
+    Ok(())
+}
+
+/// The strategy of the Rollout `web`: a canary through the Gateway API router (route `web`)
+/// with an analysis step running `template`.
+fn routed_strategy(template: &str) -> Value {
+    json!({"canary": {
+        "canaryService": "web-canary", "stableService": "web-stable",
+        "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "web"}}},
+        "steps": [{"setWeight": 50},
+                  {"analysis": {"templates": [{"templateName": template}]}}]}})
+}
+
+/// Sets the image of the Rollout `web` in `ns`.
+async fn set_web_image(ns: &TestNamespace, image: &str) -> anyhow::Result<()> {
+    ns.api::<Rollout>()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": image}]}}}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Failed AnalysisRun → route back to stable, `count` times.
+async fn abort_latency(cluster: &LocalCluster, count: usize) -> anyhow::Result<Vec<Duration>> {
+    cluster
+        .install_crds(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/crds"))
+        .await?;
+    let prometheus = LocalPrometheus::start(&[]).await?;
+    let ns = cluster.namespace("bench-abort").await?;
+    let client = ns.client();
+    routed_web(&ns, &prometheus, "always-failing", "result[0] == 1").await?;
 
     // Watches: when each run is first seen Failed; when the route's canary weight changes.
     let failed_at: Arc<Mutex<BTreeMap<String, Instant>>> = Arc::default();
@@ -215,30 +254,17 @@ async fn abort_latency(cluster: &LocalCluster, count: usize) -> anyhow::Result<V
     });
 
     let controller = InProcess::start(client.clone(), ns.name())?;
-    let strategy = json!({"canary": {
-        "canaryService": "web-canary", "stableService": "web-stable",
-        "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "web"}}},
-        "steps": [{"setWeight": 50},
-                  {"analysis": {"templates": [{"templateName": "always-failing"}]}}]}});
-    let rollouts = ns.api::<Rollout>();
-    rollouts
+    ns.api::<Rollout>()
         .create(
             &Default::default(),
-            &rollout("web", "example/web:0", strategy)?,
+            &rollout("web", "example/web:0", routed_strategy("always-failing"))?,
         )
         .await?;
     wait_all_healthy(&ns, 1).await?;
     let mut latencies = Vec::with_capacity(count);
     for iteration in 1..=count {
         let before = weight_zero_at.lock().expect("lock").len();
-        rollouts
-            .patch(
-                "web",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [
-                    {"name": "app", "image": format!("example/web:{iteration}")}]}}}})),
-            )
-            .await?;
+        set_web_image(&ns, &format!("example/web:{iteration}")).await?;
         let started = Instant::now();
         let (run, route_zero) = loop {
             anyhow::ensure!(
@@ -315,35 +341,127 @@ fn rss_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{field} of process {pid}"))
 }
 
-/// The `sluice controller` process's RSS idle and with `count` Healthy Rollouts (KiB), and
-/// how long they took to become Healthy.
-async fn controller_memory(
-    cluster: &LocalCluster,
-    count: usize,
-) -> anyhow::Result<(u64, u64, u64, Duration)> {
+/// GETs `path` from 127.0.0.1:`port` (the controller's minimal HTTP server closes each
+/// connection after its response); the status code and the body.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no HTTP status in {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Waits until the controller's `/readyz` answers 200 (connected, every cache synced).
+async fn wait_ready(port: u16) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while !matches!(http_get(port, "/readyz").await, Ok((200, _))) {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the controller was not ready within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// The plugins the controller compiled so far (its `sluice_plugin_compilations_total`).
+async fn compiled_plugins(metrics_port: u16) -> anyhow::Result<Vec<String>> {
+    let (_, body) = http_get(metrics_port, "/metrics").await?;
+    Ok(body
+        .lines()
+        .filter_map(|line| line.strip_prefix("sluice_plugin_compilations_total{plugin=\""))
+        .filter_map(|rest| rest.split_once("\"}"))
+        .filter(|(_, count)| count.trim() != "0")
+        .map(|(plugin, _)| plugin.to_owned())
+        .collect())
+}
+
+/// The memory of the `sluice controller` process at three points.
+struct Memory {
+    /// RSS once ready with no Rollouts (KiB).
+    idle: u64,
+    /// RSS after one routed canary with a Prometheus analysis (KiB).
+    plugins_in_use: u64,
+    /// The plugins compiled by then.
+    compiled: Vec<String>,
+    /// RSS with the Rollouts Healthy (KiB).
+    loaded: u64,
+    /// Peak RSS (KiB).
+    peak: u64,
+    /// How long the Rollouts took to become Healthy.
+    took: Duration,
+}
+
+/// Measures the `sluice controller` process idle, after one canary through the Gateway API
+/// router with a passing Prometheus analysis, and with `count` more Healthy Rollouts.
+async fn controller_memory(cluster: &LocalCluster, count: usize) -> anyhow::Result<Memory> {
+    let prometheus = LocalPrometheus::start(&[]).await?;
     let ns = cluster.namespace("bench-memory").await?;
+    routed_web(&ns, &prometheus, "passing", "result[0] == 0").await?;
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|address| address.port())
     };
+    let (metrics_port, healthz_port) = (free_port()?, free_port()?);
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["controller", "--namespaced", "--namespace", ns.name()])
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig_path())
         .args(["--leader-elect=false", "--loglevel", "warn"])
-        .args(["--metrics-port", &free_port()?.to_string()])
-        .args(["--healthz-port", &free_port()?.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
+        .args(["--healthz-port", &healthz_port.to_string()])
         .stdout(Stdio::null())
         .spawn()?;
     let pid = child.id();
     let measured = async {
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        wait_ready(healthz_port).await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
         let idle = rss_kib(pid, "VmRSS:")?;
+
+        ns.api::<Rollout>()
+            .create(
+                &Default::default(),
+                &rollout("web", "example/web:0", routed_strategy("passing"))?,
+            )
+            .await?;
+        wait_all_healthy(&ns, 1).await?;
+        set_web_image(&ns, "example/web:1").await?;
+        let started = Instant::now();
+        while compiled_plugins(metrics_port).await?.len() < 2 {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "the canary did not use the router and the provider within 2 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        wait_all_healthy(&ns, 1).await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let plugins_in_use = rss_kib(pid, "VmRSS:")?;
+        let compiled = compiled_plugins(metrics_port).await?;
+
         create_rollouts(&ns, count).await?;
-        let took = wait_all_healthy(&ns, count).await?;
+        let took = wait_all_healthy(&ns, count + 1).await?;
         tokio::time::sleep(Duration::from_secs(10)).await;
-        anyhow::Ok((idle, rss_kib(pid, "VmRSS:")?, rss_kib(pid, "VmHWM:")?, took))
+        anyhow::Ok(Memory {
+            idle,
+            plugins_in_use,
+            compiled,
+            loaded: rss_kib(pid, "VmRSS:")?,
+            peak: rss_kib(pid, "VmHWM:")?,
+            took,
+        })
     }
     .await;
     child.kill().ok();
@@ -379,14 +497,23 @@ fn main() -> anyhow::Result<()> {
         }
 
         let rollouts = env_count("SLUICE_BENCH_ROLLOUTS", 1000);
-        let (idle, loaded, peak, took) = controller_memory(cluster, rollouts).await?;
+        let memory = controller_memory(cluster, rollouts).await?;
+        let mib = |kib: u64| kib as f64 / 1024.0;
         println!("\n== sluice controller process memory ==");
-        println!("idle RSS: {:.1} MiB", idle as f64 / 1024.0);
         println!(
-            "{rollouts} Healthy Rollouts: RSS {:.1} MiB (peak {:.1} MiB); all Healthy after {:.0} s",
-            loaded as f64 / 1024.0,
-            peak as f64 / 1024.0,
-            took.as_secs_f64()
+            "idle RSS (ready, default plugin config, no Rollouts): {:.1} MiB",
+            mib(memory.idle)
+        );
+        println!(
+            "after one routed canary with analysis (compiled: {}): RSS {:.1} MiB",
+            memory.compiled.join(", "),
+            mib(memory.plugins_in_use)
+        );
+        println!(
+            "{rollouts} more Healthy Rollouts: RSS {:.1} MiB (peak {:.1} MiB); all Healthy after {:.0} s",
+            mib(memory.loaded),
+            mib(memory.peak),
+            memory.took.as_secs_f64()
         );
         anyhow::Ok(())
     })
