@@ -161,20 +161,17 @@ async fn get_rollout_shows_the_header_and_the_tree() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_rollout_watch_renders_again_on_changes() {
-    let env = Env::new("get-watch").await;
-    env.canary(
-        "guestbook",
-        json!({}),
-        json!({"phase": "Progressing", "observedGeneration": "1",
-        "message": "more replicas need to be updated"}),
-    )
-    .await;
+/// Runs `sluice get KIND NAME -w` for 6 s, makes `change` 2 s in, and returns the run.
+async fn watched(
+    env: &Env,
+    kind: &str,
+    name: &str,
+    change: impl std::future::Future<Output = ()>,
+) -> Run {
     let child = sluice_command(&[
         "get",
-        "rollout",
-        "guestbook",
+        kind,
+        name,
         "-w",
         "--timeout-seconds",
         "6",
@@ -186,20 +183,36 @@ async fn get_rollout_watch_renders_again_on_changes() {
     .spawn()
     .expect("sluice starts");
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    env.rollouts()
-        .patch_status(
-            "guestbook",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Healthy", "message": ""}})),
-        )
-        .await
-        .expect("status written");
-    let run = Run::from(
+    change.await;
+    Run::from(
         tokio::task::spawn_blocking(move || child.wait_with_output())
             .await
             .expect("joined")
             .expect("sluice ran"),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_rollout_watch_renders_again_on_changes() {
+    let env = Env::new("get-watch").await;
+    env.canary(
+        "guestbook",
+        json!({}),
+        json!({"phase": "Progressing", "observedGeneration": "1",
+        "message": "more replicas need to be updated"}),
+    )
+    .await;
+    let run = watched(&env, "rollout", "guestbook", async {
+        env.rollouts()
+            .patch_status(
+                "guestbook",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": "Healthy", "message": ""}})),
+            )
+            .await
+            .expect("status written");
+    })
+    .await;
     let output = run.success();
     let first = output
         .find("Status:          ◌ Progressing")
@@ -227,35 +240,17 @@ async fn get_experiment_watch_renders_again_on_changes() {
     });
     env.create_with_status(&env.experiments(), experiment, json!({"phase": "Running"}))
         .await;
-    let child = sluice_command(&[
-        "get",
-        "experiment",
-        "trial",
-        "-w",
-        "--timeout-seconds",
-        "6",
-        "-n",
-        env.ns.name(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("sluice starts");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    env.experiments()
-        .patch_status(
-            "trial",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Failed", "message": "baseline failed"}})),
-        )
-        .await
-        .expect("status written");
-    let run = Run::from(
-        tokio::task::spawn_blocking(move || child.wait_with_output())
+    let run = watched(&env, "experiment", "trial", async {
+        env.experiments()
+            .patch_status(
+                "trial",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": "Failed", "message": "baseline failed"}})),
+            )
             .await
-            .expect("joined")
-            .expect("sluice ran"),
-    );
+            .expect("status written");
+    })
+    .await;
     let output = run.success();
     let first = output
         .find("Status:          ◌ Running")
