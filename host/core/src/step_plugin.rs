@@ -122,7 +122,7 @@ pub(crate) fn calls(situation: &Situation<'_>) -> Decision {
     let Some(plugin) = step_at(situation.steps, index).and_then(|step| step.plugin.as_ref()) else {
         return decision;
     };
-    let run_status = find(situation.statuses, index, StepPluginOperation::Run);
+    let run_status = run_status(situation.statuses, index);
     let due = match run_status {
         None => Duration::ZERO,
         Some(status) => match status.phase {
@@ -146,7 +146,7 @@ pub(crate) fn calls(situation: &Situation<'_>) -> Decision {
 }
 
 /// The current step's `Run` status, when the step is a `plugin` step.
-pub(crate) fn run_status(statuses: &[StepPluginStatus], index: i32) -> Option<&StepPluginStatus> {
+fn run_status(statuses: &[StepPluginStatus], index: i32) -> Option<&StepPluginStatus> {
     find(statuses, index, StepPluginOperation::Run)
 }
 

@@ -150,6 +150,28 @@ impl<'a> CallTarget<'a> {
             access: CallAccess::default(),
         }
     }
+
+    /// A call about `object` in `namespace` that may reach the origins the plugin's grants take
+    /// from `plugin_config` (`httpFromConfig`, `tlsSkipVerifyFromConfig`), with `secrets`
+    /// substituted into its outgoing HTTP.
+    fn configured(
+        grants: &Grants,
+        namespace: &'a str,
+        object: &'a str,
+        plugin_config: &str,
+        secrets: Arc<[SecretSubstitution]>,
+    ) -> Self {
+        let (origins, skip_tls_verify) = grants.from_config(plugin_config);
+        Self {
+            namespace: Some(namespace),
+            object: Some(object),
+            access: CallAccess {
+                origins,
+                skip_tls_verify,
+                secrets,
+            },
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -595,16 +617,13 @@ impl MetricProvider {
     /// from `plugin-config` (`httpFromConfig`, `tlsSkipVerifyFromConfig`), and the secrets to
     /// substitute.
     fn analysis_target<'a>(&self, ctx: &'a AnalysisContext) -> CallTarget<'a> {
-        let (origins, skip_tls_verify) = self.core.shared.grants.from_config(&ctx.plugin_config);
-        CallTarget {
-            namespace: Some(&ctx.namespace),
-            object: Some(&ctx.analysis_run),
-            access: CallAccess {
-                origins,
-                skip_tls_verify,
-                secrets: self.secrets.clone(),
-            },
-        }
+        CallTarget::configured(
+            &self.core.shared.grants,
+            &ctx.namespace,
+            &ctx.analysis_run,
+            &ctx.plugin_config,
+            self.secrets.clone(),
+        )
     }
 
     /// `plugin-type`.
@@ -740,16 +759,13 @@ impl StepPlugin {
     /// The target of a call about a Rollout step: HTTP access to the origins the grants take
     /// from the step's `plugin-config`.
     fn step_target<'a>(&self, ctx: &'a StepContext) -> CallTarget<'a> {
-        let (origins, skip_tls_verify) = self.core.shared.grants.from_config(&ctx.plugin_config);
-        CallTarget {
-            namespace: Some(&ctx.namespace),
-            object: Some(&ctx.name),
-            access: CallAccess {
-                origins,
-                skip_tls_verify,
-                secrets: Arc::from([]),
-            },
-        }
+        CallTarget::configured(
+            &self.core.shared.grants,
+            &ctx.namespace,
+            &ctx.name,
+            &ctx.plugin_config,
+            Arc::from([]),
+        )
     }
 
     /// `plugin-type`.
