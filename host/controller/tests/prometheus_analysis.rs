@@ -420,6 +420,24 @@ async fn inconclusive_analysis_pauses_until_promoted() -> anyhow::Result<()> {
         router.values()
     );
 
+    // The Paused condition follows the pause conditions one reconcile later (as in Argo); promote
+    // only once it is there, so the Paused and Resumed transitions both happen.
+    wait_rollout(
+        &client,
+        &namespace,
+        "cart",
+        "the Paused condition",
+        |rollout| {
+            rollout.status.as_ref().is_some_and(|status| {
+                status
+                    .conditions
+                    .iter()
+                    .any(|condition| condition.type_ == "Paused" && condition.status == "True")
+            })
+        },
+    )
+    .await?;
+
     // `sluice promote cart` on an inconclusive canary step (host/cli/src/patches.rs, case a):
     // clear the pause, and go to the step after the analysis.
     patch_status(
